@@ -1,0 +1,53 @@
+# Two entry points (see README): `make run` and `make test`.
+# Everything is installed into .venv; nothing touches the system Python.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= profiles/local
+CONFIG ?= config/config.yaml
+# Extra arguments for snakemake, e.g. `make run SMK_ARGS="-n"`.
+SMK_ARGS ?=
+
+.PHONY: run test lint format venv clean-results dag help
+
+help:
+	@echo "make run    set up .venv and run the whole pipeline on the demo suite ($(CONFIG))"
+	@echo "make test   set up .venv with test extras and run the test suite"
+	@echo "make lint   ruff lint + format check"
+
+# torch first, pinned, so that pip never resolves a multi-GB CUDA build on a CPU machine
+# (see scripts/install_torch.sh); then the package itself in editable mode.
+$(BIN)/.installed: pyproject.toml scripts/install_torch.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	sh scripts/install_torch.sh $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: $(BIN)/.installed
+	$(BIN)/snakemake --profile $(PROFILE) --configfile $(CONFIG) $(SMK_ARGS) all
+
+test: $(BIN)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+dag: $(BIN)/.installed
+	$(BIN)/snakemake --configfile $(CONFIG) --rulegraph all | dot -Tpng > docs/rulegraph.png
+
+clean-results:
+	rm -rf results/data results/analysis results/pretrain results/probe results/finetune \
+	       results/tables results/figures results/logs results/benchmarks .snakemake

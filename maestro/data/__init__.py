@@ -1,0 +1,1 @@
+"""Raw formats, demo generator, Zarr stores and torch datasets."""

@@ -1,0 +1,63 @@
+"""Acquisition dates as ``(year, day_of_year, hour)`` int16 triples (MAESTRO_SPEC §2.0).
+
+Dates are parsed at day precision: the hour is always 0 (the Sentinel product names carry
+a time, but MAESTRO parses the ``YYYYMMDD`` part only; we keep that, docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+DATE_DTYPE = np.int16
+
+
+def parse_yyyymmdd(text: str | int) -> tuple[int, int, int]:
+    """``"20190701"`` -> ``(2019, 182, 0)``. A day ``00`` (unknown day in FLAIR) becomes ``01``."""
+    s = str(text).strip()
+    if len(s) < 8 or not s[:8].isdigit():
+        raise ValueError(f"not a YYYYMMDD date: {text!r}")
+    year, month, day = int(s[:4]), int(s[4:6]), int(s[6:8])
+    day = max(day, 1)
+    month = max(month, 1)
+    doy = dt.date(year, month, day).timetuple().tm_yday
+    return year, doy, 0
+
+
+def product_date(name: str | bytes, token_from_end: int = 5) -> tuple[int, int, int]:
+    """Date of a Sentinel product name: token ``[-token_from_end]`` split on "_", first 8 chars.
+
+    ``S2A_MSIL2A_20190103T104431_N0211_R008_T32UMD_20190103T115449`` -> ``(2019, 3, 0)``.
+    """
+    if isinstance(name, bytes):
+        name = name.decode()
+    tokens = name.split("_")
+    if len(tokens) < token_from_end:
+        raise ValueError(f"product name {name!r} has fewer than {token_from_end} '_' tokens")
+    return parse_yyyymmdd(tokens[-token_from_end][:8])
+
+
+def date_dict(value: str | Mapping[str, object], base: int) -> list[tuple[int, int, int]]:
+    """Dates of a JSON dict with consecutive string keys starting at ``base`` ("0" or "1").
+
+    Values may be ints (PASTIS) or strings (FLAIR-HUB); a JSON string is decoded first.
+    """
+    d = json.loads(value) if isinstance(value, str) else dict(value)
+    keys = sorted(int(k) for k in d)
+    if keys != list(range(base, base + len(keys))):
+        raise ValueError(f"date keys must be consecutive from {base}, found {keys[:5]}...")
+    return [parse_yyyymmdd(d[str(k)]) for k in keys]
+
+
+def as_array(dates: Iterable[tuple[int, int, int]]) -> np.ndarray:
+    """List of triples -> ``(T, 3)`` int16 array."""
+    arr = np.asarray(list(dates), dtype=DATE_DTYPE)
+    return arr.reshape(-1, 3)
+
+
+def to_yyyymmdd(year: int, doy: int) -> str:
+    """Inverse of :func:`parse_yyyymmdd` (hour dropped)."""
+    return (dt.date(int(year), 1, 1) + dt.timedelta(days=int(doy) - 1)).strftime("%Y%m%d")

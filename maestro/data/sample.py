@@ -1,0 +1,69 @@
+"""The record passed from a raw-format reader to the Zarr writer.
+
+Readers (``maestro.data.readers.<store>``) implement :class:`RawReader`: ``index()`` lists
+the samples from metadata only (cheap), ``read()`` loads one sample. The converter streams
+``read()`` results into the store, so memory never grows with the dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from maestro.datasets.spec import StoreSpec
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """A sample as listed by :meth:`RawReader.index`.
+
+    Attributes:
+        sample_id: the distribution's id (TreeSatAI aerial stem, PASTIS patch id, FLAIR patch_id).
+        splits: split scheme -> "train" | "val" | "test", or None when not in that scheme.
+        ndates: temporal modality -> number of raw acquisitions.
+    """
+
+    sample_id: str
+    splits: dict[str, str | None]
+    ndates: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class RawSample:
+    """One sample, as read from the raw files (storage dtypes, file band order).
+
+    Attributes:
+        sample_id: as in :class:`SampleRef`.
+        rasters: modality -> ``(T, C, H, W)`` array; T = 1 for single-date modalities.
+        dates: modality -> ``(T, 3)`` int16 ``(year, day_of_year, hour)``.
+        invalid: masked modality -> ``(T, H, W)`` bool, True where cloud/snow flagged.
+        label: ``(K,)`` float32 area fractions, or ``(H, W)`` raw class raster.
+        ref_date: ``(3,)`` int16 reference date of the sample.
+        bounds: tile footprint ``(minx, miny, maxx, maxy)`` in the store CRS, if known.
+    """
+
+    sample_id: str
+    rasters: dict[str, np.ndarray]
+    dates: dict[str, np.ndarray]
+    invalid: dict[str, np.ndarray]
+    label: np.ndarray
+    ref_date: np.ndarray
+    bounds: tuple[float, float, float, float] | None = None
+
+
+class RawReader(Protocol):
+    """Reads one raw distribution laid out as documented in DATASET_FORMATS.md."""
+
+    store: StoreSpec
+    root: Path
+
+    def index(self) -> list[SampleRef]:
+        """All samples of the split files, from metadata only."""
+        ...
+
+    def read(self, ref: SampleRef) -> RawSample:
+        """Load one sample; raise ``RawFormatError`` naming the file on bad input."""
+        ...

@@ -1,0 +1,170 @@
+"""FLAIR-HUB and FLAIR#2: land-cover segmentation, France (MAESTRO_SPEC §2.3-§2.4).
+
+Raw layout: ``<DOMAIN>-<YEAR>_<MODALITY>/<ROI>/<DOMAIN>-<YEAR>_<MODALITY>_<ROI>_<pos>.tif``
+per modality (multi-date GeoTIFFs stack dates x channels in the band axis, date-major),
+``GLOBAL_ALL_MTD/GLOBAL_<SENSOR>_MTD_DATES.gpkg`` date tables and split CSVs with column
+``patch_id`` (``train.csv`` ... for FLAIR-HUB, ``train_flair2.csv`` ... for FLAIR#2).
+"""
+
+from __future__ import annotations
+
+from maestro.datasets.bands import (
+    AERIAL_MODEL_ORDER,
+    AERIAL_NORM_GROUPS,
+    S1_BANDS,
+    S1_NORM_GROUPS,
+    S2_BANDS,
+    S2_NORM_GROUPS,
+    wavelengths,
+)
+from maestro.datasets.spec import DatasetSpec, LabelSpec, ModalitySpec, Scaling, StoreSpec, TaskSpec
+
+#: CoSIA land-cover nomenclature, raw values 0..18.
+COSIA_NAMES = (
+    "building",
+    "greenhouse",
+    "swimming pool",
+    "impervious surface",
+    "pervious surface",
+    "bare soil",
+    "water",
+    "snow",
+    "herbaceous vegetation",
+    "agricultural land",
+    "plowed land",
+    "vineyard",
+    "deciduous",
+    "coniferous",
+    "brushwood",
+    "clear cut",
+    "ligneous",
+    "mixed",
+    "undefined",
+)
+#: Evaluated classes: the first 15; raw 15..18 are ignored.
+NUM_CLASSES = 15
+#: FLAIR#2 additionally ignores greenhouse, swimming pool and snow.
+FLAIR2_IGNORED = (1, 2, 7)
+
+#: Folder token of each modality in the distribution.
+FOLDER_TOKENS = {
+    "aerial": "AERIAL_RGBI",
+    "dem": "DEM_ELEV",
+    "s2": "SENTINEL2_TS",
+    "s2_mask": "SENTINEL2_MSK-SC",
+    "s1_asc": "SENTINEL1-ASC_TS",
+    "s1_des": "SENTINEL1-DESC_TS",
+    "label": "AERIAL_LABEL-COSIA",
+}
+
+
+def _s1(name: str) -> ModalitySpec:
+    return ModalitySpec(
+        name=name,
+        bands=S1_BANDS,
+        dtype="float32",
+        resolution_m=10.24,
+        patch_size=2,
+        num_dates=4,
+        temporal=True,
+        scaling=Scaling(divisor=5.0, log=True),
+        token_groups=(S1_BANDS,),
+        norm_groups=S1_NORM_GROUPS,
+        fusion_group="s1",
+        wavelengths_um=wavelengths(S1_BANDS),
+    )
+
+
+STORE = StoreSpec(
+    name="flair_hub",
+    modalities=(
+        ModalitySpec(
+            name="aerial",
+            bands=("R", "G", "B", "NIR"),
+            dtype="uint8",
+            resolution_m=0.2,
+            patch_size=16,
+            num_dates=1,
+            temporal=False,
+            scaling=Scaling(divisor=255.0),
+            token_groups=(AERIAL_MODEL_ORDER,),
+            norm_groups=AERIAL_NORM_GROUPS,
+            wavelengths_um=wavelengths(("R", "G", "B", "NIR")),
+        ),
+        ModalitySpec(
+            name="dem",
+            bands=("DSM", "DTM"),
+            dtype="float32",
+            resolution_m=0.2,
+            patch_size=32,
+            num_dates=1,
+            temporal=False,
+            scaling=Scaling(divisor=1000.0),
+            token_groups=(("DSM", "DTM"),),
+            norm_groups=(("DSM", "DTM"),),
+            wavelengths_um=(None, None),
+            transform="relative_height",
+        ),
+        ModalitySpec(
+            name="s2",
+            bands=S2_BANDS,
+            dtype="uint16",
+            resolution_m=10.24,
+            patch_size=2,
+            num_dates=16,
+            temporal=True,
+            scaling=Scaling(divisor=5000.0),
+            token_groups=(S2_BANDS,),
+            norm_groups=S2_NORM_GROUPS,
+            wavelengths_um=wavelengths(S2_BANDS),
+            has_mask=True,
+        ),
+        _s1("s1_asc"),
+        _s1("s1_des"),
+    ),
+    label=LabelSpec(kind="raster", names=COSIA_NAMES, dtype="uint8", grid_modality="aerial"),
+    tile_m=102.4,
+    crop_m=102.4,
+    grid_pos_enc=160,
+    split_schemes=("default", "flair2"),
+    crs="EPSG:2154",
+)
+
+
+def _label_map(ignored: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-1 if (v >= NUM_CLASSES or v in ignored) else v for v in range(len(COSIA_NAMES)))
+
+
+def datasets(store: StoreSpec) -> list[DatasetSpec]:
+    """FLAIR-HUB and FLAIR#2 on the (possibly overridden) FLAIR-HUB store."""
+    classes = COSIA_NAMES[:NUM_CLASSES]
+    return [
+        DatasetSpec(
+            name="flair_hub",
+            title="FLAIR-HUB",
+            store=store,
+            inputs=("aerial", "dem", "s2", "s1_asc", "s1_des"),
+            split_scheme="default",
+            task=TaskSpec(
+                kind="segmentation",
+                classes=classes,
+                metric="miou",
+                label_map=_label_map(()),
+                ref_modality="aerial",
+            ),
+        ),
+        DatasetSpec(
+            name="flair2",
+            title="FLAIR#2",
+            store=store,
+            inputs=("aerial", "dem", "s2"),
+            split_scheme="flair2",
+            task=TaskSpec(
+                kind="segmentation",
+                classes=classes,
+                metric="miou",
+                label_map=_label_map(FLAIR2_IGNORED),
+                ref_modality="aerial",
+            ),
+        ),
+    ]

@@ -1,0 +1,122 @@
+"""PASTIS-HD: crop-type semantic segmentation, France (MAESTRO_SPEC §2.2).
+
+Raw layout: ``DATA_S2/S2_<id>.npy`` (T, 10, 128, 128) int16, ``DATA_S1A|DATA_S1D/S1A|S1D_<id>.npy``
+(T, 3, 128, 128) float16 dB (VV, VH, VV/VH), ``DATA_SPOT/PASTIS_SPOT6_RVB_1M00_2019/
+SPOT6_RVB_1M00_2019_<id>.tif`` (RGB uint8, 1 m), ``ANNOTATIONS/TARGET_<id>.npy`` (3, 128, 128)
+uint8 with the class in channel 0, ``metadata.geojson`` with the acquisition dates, and split
+CSVs with column ``image``.
+"""
+
+from __future__ import annotations
+
+from maestro.datasets.bands import S1_NORM_GROUPS, S2_BANDS, S2_NORM_GROUPS, wavelengths
+from maestro.datasets.spec import DatasetSpec, LabelSpec, ModalitySpec, Scaling, StoreSpec, TaskSpec
+
+#: PASTIS nomenclature (documentation/label_names.json); 19 = void, ignored.
+CLASS_NAMES = (
+    "Background",
+    "Meadow",
+    "Soft winter wheat",
+    "Corn",
+    "Winter barley",
+    "Winter rapeseed",
+    "Spring barley",
+    "Sunflower",
+    "Grapevine",
+    "Beet",
+    "Winter triticale",
+    "Winter durum wheat",
+    "Fruits, vegetables, flowers",
+    "Potatoes",
+    "Leguminous fodder",
+    "Soybeans",
+    "Orchard",
+    "Mixed cereal",
+    "Sorghum",
+    "Void label",
+)
+VOID = 19
+
+#: The SPOT mosaic and the reference date of every sample (MAESTRO fixes both to mid-2019).
+SPOT_DATE = "20190701"
+
+S1_FILE_BANDS = ("VV", "VH", "VV/VH")
+
+
+def _s1(name: str) -> ModalitySpec:
+    return ModalitySpec(
+        name=name,
+        bands=S1_FILE_BANDS,
+        dtype="float16",
+        resolution_m=10.0,
+        patch_size=2,
+        num_dates=4,
+        temporal=True,
+        scaling=Scaling(divisor=20.0),
+        token_groups=(("VV", "VH"),),
+        norm_groups=S1_NORM_GROUPS,
+        fusion_group="s1",
+        wavelengths_um=wavelengths(S1_FILE_BANDS),
+    )
+
+
+STORE = StoreSpec(
+    name="pastis_hd",
+    modalities=(
+        ModalitySpec(
+            name="spot",
+            bands=("R", "G", "B"),
+            dtype="uint8",
+            resolution_m=1.0,
+            patch_size=16,
+            num_dates=1,
+            temporal=False,
+            scaling=Scaling(divisor=255.0),
+            token_groups=(("R", "G", "B"),),
+            norm_groups=(("R", "G", "B"),),
+            wavelengths_um=wavelengths(("R", "G", "B")),
+        ),
+        ModalitySpec(
+            name="s2",
+            bands=S2_BANDS,
+            dtype="int16",
+            resolution_m=10.0,
+            patch_size=2,
+            num_dates=16,
+            temporal=True,
+            scaling=Scaling(divisor=10000.0),
+            token_groups=(S2_BANDS,),
+            norm_groups=S2_NORM_GROUPS,
+            wavelengths_um=wavelengths(S2_BANDS),
+        ),
+        _s1("s1_asc"),
+        _s1("s1_des"),
+    ),
+    label=LabelSpec(kind="raster", names=CLASS_NAMES, dtype="uint8", grid_modality="s2"),
+    tile_m=1280.0,
+    crop_m=160.0,
+    grid_pos_enc=256,
+    crs="EPSG:2154",
+    ref_date=SPOT_DATE,
+)
+
+
+def datasets(store: StoreSpec) -> list[DatasetSpec]:
+    """Benchmark datasets defined on the (possibly overridden) PASTIS-HD store."""
+    label_map = (*range(VOID), -1)
+    return [
+        DatasetSpec(
+            name="pastis_hd",
+            title="PASTIS-HD",
+            store=store,
+            inputs=("spot", "s2", "s1_asc", "s1_des"),
+            split_scheme="default",
+            task=TaskSpec(
+                kind="segmentation",
+                classes=CLASS_NAMES[:VOID],
+                metric="miou",
+                label_map=label_map,
+                ref_modality="s2",
+            ),
+        )
+    ]
