@@ -1,0 +1,281 @@
+"""``maestro`` command line: one subcommand per workflow rule.
+
+Each subcommand parses its arguments, builds the package objects from the job configuration
+(``--job``: JSON text, or ``@path`` to a JSON/YAML file), calls one package function, and writes
+a provenance record next to model outputs. The package runs without Snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("maestro")
+
+
+def _job(text: str) -> dict[str, Any]:
+    """Parse ``--job``: inline JSON or ``@file`` (JSON or YAML)."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            return yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise SystemExit(f"--job {path}: cannot read a JSON/YAML mapping ({err})") from err
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--job: invalid JSON ({err})") from err
+    if not isinstance(value, dict):
+        raise SystemExit(f"--job: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _runtime(args: argparse.Namespace, job: dict[str, Any]):
+    from maestro.train.runtime import make_runtime
+
+    rt = job.get("runtime") or {}
+    return make_runtime(
+        device=args.device or rt.get("device", "auto"),
+        gpus=args.gpus,
+        threads=args.threads or rt.get("threads"),
+    )
+
+
+# --- data -------------------------------------------------------------------------------
+
+
+def cmd_generate_demo(args: argparse.Namespace) -> None:
+    """Write a demo raw dataset in the real distribution format."""
+    from maestro.data.demo import DemoConfig, generate
+    from maestro.experiment import job_catalog
+    from maestro.utils.atomic import atomic_path
+
+    job = _job(args.job)
+    store = job_catalog(job).store(args.store)
+    cfg = DemoConfig(**(job.get("demo") or {}))
+    with atomic_path(args.out) as tmp:
+        generate(store, tmp, cfg)
+    log.info("demo %s written to %s", args.store, args.out)
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    """Convert a raw distribution into the store's Zarr layout."""
+    from maestro.data.convert import convert
+    from maestro.data.readers import get_reader
+    from maestro.experiment import job_catalog
+
+    job = _job(args.job)
+    store = job_catalog(job).store(args.store)
+    options = job.get("convert") or {}
+    summary = convert(
+        get_reader(store, args.raw), Path(args.out), shard_samples=options.get("shard_samples", 32)
+    )
+    log.info("converted %s: %s", args.store, summary)
+
+
+def cmd_analyze_bands(args: argparse.Namespace) -> None:
+    """Band correlations and groups of every modality of a store."""
+    from maestro.analysis.band_groups import analyze_store
+
+    job = _job(args.job)
+    analyze_store(args.store_path, args.out_json, args.out_png, **(job.get("analysis") or {}))
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def _norm_groups(path: str | None, job: dict[str, Any]) -> dict | None:
+    """Normalization groups from the band-group analysis, when the cell asks for them."""
+    cell = job.get("cell") or {}
+    if cell.get("groups", "spec") != "analysis":
+        return None
+    if not path:
+        raise SystemExit("cell uses groups=analysis: pass --band-groups <band_groups.json>")
+    data = json.loads(Path(path).read_text())
+    return {m: tuple(tuple(g) for g in d["groups"]) for m, d in data["modalities"].items()}
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Pretrain one (dataset, cell, seed)."""
+    from maestro import provenance
+    from maestro.experiment import job_catalog, job_phase, model_config
+    from maestro.train.pretrain import run_pretrain
+
+    t0 = time.time()
+    job = _job(args.job)
+    dataset = job_catalog(job).dataset(args.dataset)
+    runtime = _runtime(args, job)
+    groups = _norm_groups(args.band_groups, job)
+    if groups:
+        groups = {m: g for m, g in groups.items() if m in dataset.inputs}
+    fingerprint = provenance.config_hash({"job": job, "dataset": args.dataset, "seed": args.seed})
+    metrics = run_pretrain(
+        args.store_path, dataset, model_config(job), job_phase("pretrain", job), args.seed,
+        args.out_dir, runtime, norm_groups=groups, work_dir=Path(args.out_dir) / ".work",
+        fingerprint=fingerprint,
+    )  # fmt: skip
+    inputs = {"store": args.store_path} | (
+        {"band_groups": args.band_groups} if args.band_groups else {}
+    )
+    rec = provenance.record(
+        "pretrain", {"job": job, "dataset": args.dataset, "seed": args.seed}, inputs, t0,
+        runtime.describe(), {"metrics": metrics},
+    )  # fmt: skip
+    provenance.write(Path(args.out_dir) / "provenance.json", rec)
+
+
+def cmd_downstream(args: argparse.Namespace) -> None:
+    """Probe, fine-tune or train from scratch on one (dataset, cell, seed)."""
+    from maestro import provenance
+    from maestro.experiment import job_catalog, job_phase, model_config
+    from maestro.train.downstream import run_downstream
+    from maestro.utils.atomic import write_json
+
+    t0 = time.time()
+    job = _job(args.job)
+    dataset = job_catalog(job).dataset(args.dataset)
+    runtime = _runtime(args, job)
+    phase = job_phase("probe" if args.mode == "probe" else "finetune", job)
+    config = {"job": job, "dataset": args.dataset, "seed": args.seed, "mode": args.mode}
+    metrics = run_downstream(
+        args.mode, args.store_path, dataset, phase, args.seed, args.out_dir, runtime,
+        init=args.init, model_cfg=model_config(job), work_dir=Path(args.out_dir) / ".work",
+        fingerprint=provenance.config_hash(config),
+    )  # fmt: skip
+    metrics |= {"cell": job.get("cell"), "seed": args.seed, "title": dataset.title}
+    write_json(Path(args.out_dir) / "metrics.json", metrics)
+    inputs = {"store": args.store_path} | ({"init": args.init} if args.init else {})
+    rec = provenance.record(args.mode, config, inputs, t0, runtime.describe(), {"metrics": metrics})
+    provenance.write(Path(args.out_dir) / "provenance.json", rec)
+
+
+def cmd_params(args: argparse.Namespace) -> None:
+    """Print parameter counts of a model size on a dataset's inputs."""
+    from maestro.experiment import job_catalog, model_config
+    from maestro.train.build import build_mae
+
+    job = _job(args.job)
+    job.setdefault("model", {})["size"] = args.size
+    dataset = job_catalog(job).dataset(args.dataset)
+    counts = build_mae(model_config(job), dataset).num_params()
+    print(json.dumps({"size": args.size, "dataset": args.dataset, **counts}))
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def cmd_report_table(args: argparse.Namespace) -> None:
+    """Aggregate metrics files into the Table-1-shaped Markdown and CSV."""
+    from maestro.report.tables import write_table1
+
+    write_table1(args.inputs, args.out_md, args.out_csv)
+
+
+def cmd_report_figures(args: argparse.Namespace) -> None:
+    """Draw the pretraining loss curves and reconstruction examples."""
+    from maestro.report.figures import loss_curves, reconstruction_figure
+
+    if args.kind == "loss":
+        loss_curves(args.inputs, args.out)
+    else:
+        reconstruction_figure(args.inputs[0], args.out, title=args.title)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``maestro`` command."""
+    p = argparse.ArgumentParser(prog="maestro", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(func=func)
+        return sp
+
+    def job_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--job", default="{}", help="job config: JSON text or @file.(json|yaml)")
+
+    def train_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--dataset", required=True)
+        sp.add_argument("--store-path", required=True)
+        sp.add_argument("--out-dir", required=True)
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--device", default=None, help="auto | cpu | cuda[:i]")
+        sp.add_argument("--gpus", type=int, default=None, help="GPUs granted to the job (0: CPU)")
+        sp.add_argument("--threads", type=int, default=None)
+        job_arg(sp)
+
+    sp = add("generate-demo", cmd_generate_demo, "write a demo raw dataset in the real format")
+    sp.add_argument("--store", required=True)
+    sp.add_argument("--out", required=True)
+    job_arg(sp)
+
+    sp = add("convert", cmd_convert, "convert a raw distribution to a Zarr store")
+    sp.add_argument("--store", required=True)
+    sp.add_argument("--raw", required=True)
+    sp.add_argument("--out", required=True)
+    job_arg(sp)
+
+    sp = add("analyze-bands", cmd_analyze_bands, "band correlations and groups of a store")
+    sp.add_argument("--store-path", required=True)
+    sp.add_argument("--out-json", required=True)
+    sp.add_argument("--out-png", required=True)
+    job_arg(sp)
+
+    sp = add("pretrain", cmd_pretrain, "pretrain the masked autoencoder")
+    train_args(sp)
+    sp.add_argument(
+        "--band-groups", default=None, help="band_groups.json (cells with groups=analysis)"
+    )
+
+    sp = add("downstream", cmd_downstream, "probe / fine-tune / train from scratch")
+    train_args(sp)
+    sp.add_argument("--mode", required=True, choices=["probe", "finetune", "scratch"])
+    sp.add_argument("--init", default=None, help="model.pt to start from (probe, finetune)")
+
+    sp = add("params", cmd_params, "print parameter counts")
+    sp.add_argument("--size", default="tiny")
+    sp.add_argument("--dataset", default="treesatai_ts")
+    job_arg(sp)
+
+    sp = add("report-table", cmd_report_table, "Table-1-shaped Markdown + CSV from metrics files")
+    sp.add_argument("--inputs", nargs="+", required=True)
+    sp.add_argument("--out-md", required=True)
+    sp.add_argument("--out-csv", required=True)
+
+    sp = add("report-figures", cmd_report_figures, "loss curves / reconstruction figure")
+    sp.add_argument("--kind", choices=["loss", "reconstruction"], required=True)
+    sp.add_argument("--inputs", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--title", default="")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``maestro`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        if args.verbose:
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        log.error("%s: %s", args.command, msg)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

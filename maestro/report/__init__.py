@@ -1,0 +1,1 @@
+"""Tables and figures from the files training wrote (never recomputes a metric)."""

@@ -1,0 +1,26 @@
+"""Published numbers of the MAESTRO paper, for side-by-side comparison (MAESTRO_SPEC §9.1).
+
+Source: Table 1 of the README at the arXiv v1 era (IGNF/MAESTRO @ef8eb59). Values in %;
+TreeSatAI-TS weighted F1, the others mIoU. None = not reported.
+"""
+
+from __future__ import annotations
+
+#: Column order of the paper's Table 1 (dataset names of this pipeline).
+TABLE1_DATASETS = ("treesatai_ts", "pastis_hd", "flair2", "flair_hub")
+
+#: (model, size, fusion) -> values in TABLE1_DATASETS order.
+TABLE1: dict[tuple[str, str, str], tuple[float | None, ...]] = {
+    ("MAESTRO", "Base", "group"): (78.5, 68.8, 63.8, 64.9),
+    ("MAESTRO", "Base", "inter-group"): (78.8, 68.6, 62.6, 65.9),
+    ("MAESTRO (2x epochs)", "Base", "group"): (79.1, 68.8, 64.0, 64.8),
+    ("MAESTRO (2x epochs)", "Base", "inter-group"): (79.4, 69.0, 63.3, 65.8),
+    ("DINO-v2", "Base", "shared"): (76.7, 64.4, 64.2, 66.0),
+    ("DINO-v2 sat.", "Large", "shared"): (76.3, 64.0, 63.5, 66.0),
+    ("DOFA", "Base", "shared"): (76.0, 62.9, 62.3, 65.1),
+    ("CROMA", "Base", "inter-croma"): (70.5, 65.0, 39.0, 44.3),
+    ("AnySat", "Base", "-"): (75.1, 66.5, 55.1, None),
+    ("ViT (supervised)", "Base", "group"): (75.7, 64.6, 58.3, 61.6),
+    ("ViT (supervised)", "Base", "inter-group"): (75.6, 64.5, 58.2, 62.1),
+    ("Previous SOTA", "-", "-"): (75.1, 66.5, 64.1, 64.3),
+}

@@ -1,0 +1,1 @@
+"""Training loops (pretrain, probe, fine-tune), optimisation, checkpoints and metrics."""

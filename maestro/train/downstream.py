@@ -1,0 +1,230 @@
+"""Probing, fine-tuning and supervised training from scratch on a task (MAESTRO_SPEC §5-§6).
+
+- ``probe``: encoder frozen (no gradients, not in the optimizer), head trained; last epoch kept.
+- ``finetune``: everything trained from the probe result; evaluation with EMA weights;
+  early stopping on the validation metric; the best epoch is tested.
+- ``scratch``: the supervised ViT baseline: same architecture and recipe as ``finetune``,
+  from random initialization.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from maestro.data.torch_dataset import MaestroDataset
+from maestro.datasets.spec import DatasetSpec
+from maestro.model import DownstreamModel, MAEConfig
+from maestro.train import checkpoint
+from maestro.train.build import build_mae, label_px, load_downstream, load_mae, model_record
+from maestro.train.config import PhaseConfig
+from maestro.train.ema import EMA, ema_momentum
+from maestro.train.loop import Resume, make_loader, progress, steps_per_epoch, write_csv
+from maestro.train.metrics import make_metric
+from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
+from maestro.train.runtime import Runtime, seed_everything, to_device
+from maestro.utils.atomic import write_json
+
+log = logging.getLogger(__name__)
+
+MODES = ("probe", "finetune", "scratch")
+#: Outputs of a downstream job, relative to its output directory.
+OUTPUTS = ("model.pt", "history.csv", "metrics.json")
+
+
+def task_loss(logits: torch.Tensor, label: torch.Tensor, kind: str) -> torch.Tensor:
+    """BCE-with-logits (multi-label) or cross-entropy ignoring label -1 (segmentation)."""
+    if kind == "multilabel":
+        return F.binary_cross_entropy_with_logits(logits.float(), label.float())
+    return F.cross_entropy(logits.float(), label.long(), ignore_index=-1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: DownstreamModel, ds: MaestroDataset, dataset: DatasetSpec, batch: int, runtime: Runtime
+) -> dict:
+    """Metrics of ``model`` over a whole split (no shuffling, every item, deterministic crops)."""
+    model.eval()
+    metric = make_metric(dataset.task.kind, dataset.task.num_classes)
+    loss_sum, n = 0.0, 0
+    for b in make_loader(ds, batch, False, 0, 0, 0):
+        b = to_device(b, runtime.device)
+        with runtime.autocast():
+            logits = model(b)
+        loss_sum += float(task_loss(logits, b["label"], dataset.task.kind)) * len(b["index"])
+        n += len(b["index"])
+        metric.update(logits, b["label"])
+    return {**metric.compute(), "loss": loss_sum / max(n, 1), "items": n}
+
+
+def build_model(
+    mode: str, dataset: DatasetSpec, init: str | Path | None, model_cfg: MAEConfig | None
+) -> tuple[DownstreamModel, dict]:
+    """The starting model of a mode: from a pretrained MAE (probe), a probe result
+    (finetune) or random weights (scratch). Returns the model and its config record."""
+    if mode == "scratch":
+        if model_cfg is None:
+            raise ValueError("scratch training needs a model config")
+        model = DownstreamModel(build_mae(model_cfg, dataset), dataset.task, label_px(dataset))
+        return model, {"model_cfg": model_cfg, "norm_groups": None}
+    if init is None:
+        raise ValueError(f"{mode} needs an initial checkpoint")
+    if mode == "probe":
+        mae, record = load_mae(init, dataset)
+        model = DownstreamModel(mae, dataset.task, label_px(dataset))
+    else:
+        model, record = load_downstream(init, dataset)
+    cfg = MAEConfig(**record["model_cfg"])
+    groups = {k: tuple(tuple(g) for g in v) for k, v in record.get("norm_groups", {}).items()}
+    return model, {"model_cfg": cfg, "norm_groups": groups or None}
+
+
+def run_downstream(
+    mode: str,
+    store_path: str | Path,
+    dataset: DatasetSpec,
+    phase: PhaseConfig,
+    seed: int,
+    out_dir: str | Path,
+    runtime: Runtime,
+    init: str | Path | None = None,
+    model_cfg: MAEConfig | None = None,
+    work_dir: str | Path | None = None,
+    fingerprint: str = "",
+) -> dict[str, Any]:
+    """Train ``mode`` on the train split, select on val, test; write :data:`OUTPUTS`."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+    seed_everything(seed)
+    out_dir = Path(out_dir)
+    model, rec = build_model(mode, dataset, init, model_cfg)
+    model.to(runtime.device)
+    frozen = mode == "probe"
+    if frozen:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+
+    train_ds = MaestroDataset(store_path, dataset, ("train",), train=True, seed=seed)
+    val_ds = MaestroDataset(store_path, dataset, ("val",), train=False, seed=seed)
+    test_ds = MaestroDataset(store_path, dataset, ("test",), train=False, seed=seed)
+    batch = min(phase.batch_size, len(train_ds))
+    eval_batch = phase.eval_batch_size or batch
+    steps = steps_per_epoch(len(train_ds), batch, phase.max_steps_per_epoch)
+    lr_max = scaled_lr(phase.base_lr, batch)
+    opt = build_optimizer(model, lr_max, phase.betas, phase.weight_decay)
+    sched = build_scheduler(
+        opt, phase.epochs * steps, phase.warmup_frac, phase.warmup_div, phase.final_factor
+    )
+    ema = EMA(model, ema_momentum(phase.epochs)) if phase.ema else None
+    kind, key = dataset.task.kind, dataset.task.metric
+    log.info(
+        "%s %s: %d train items, batch %d, %d steps/epoch, lr_max %.3g",
+        mode,
+        dataset.name,
+        len(train_ds),
+        batch,
+        steps,
+        lr_max,
+    )
+
+    resume = Resume(work_dir, fingerprint)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"score": -1.0, "epoch": -1, "state": None, "val": None}
+    start, bad_epochs = 0, 0
+    if (state := resume.load()) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        checkpoint.set_rng_state(state["rng"])
+        history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
+        start = state["epoch"] + 1
+
+    for epoch in range(start, phase.epochs):
+        t0 = time.time()
+        train_ds.set_epoch(epoch)
+        model.train()
+        loss_sum = 0.0
+        for i, b in enumerate(
+            progress(
+                make_loader(train_ds, batch, True, seed, epoch, phase.num_workers),
+                steps,
+                f"{mode} {epoch}",
+            )
+        ):
+            if i >= steps:
+                break
+            b = to_device(b, runtime.device)
+            with runtime.autocast():
+                logits = model(b, frozen=frozen)
+            loss = task_loss(logits, b["label"], kind)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach())
+        if ema is not None:
+            ema.update(model)
+        eval_model = ema.model if ema is not None else model
+        val = evaluate(eval_model, val_ds, dataset, eval_batch, runtime)
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / steps,
+            "val_loss": val["loss"],
+            f"val_{key}": val[key],
+        }
+        row |= {"lr": sched.get_last_lr()[0], "time_s": round(time.time() - t0, 3)}
+        history.append(row)
+        log.info("epoch %d: train loss %.4f, val %s %.4f", epoch, row["train_loss"], key, val[key])
+        # probe keeps the last epoch; finetune/scratch keep the best validation epoch
+        if phase.patience is None or val[key] > best["score"]:
+            best = {
+                "score": val[key],
+                "epoch": epoch,
+                "state": copy.deepcopy(eval_model.state_dict()),
+                "val": val,
+            }
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        resume.save(
+            {
+                "epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs,
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema else None,
+                "rng": checkpoint.rng_state(),
+            }
+        )  # fmt: skip
+        if phase.patience is not None and bad_epochs >= phase.patience:
+            log.info("early stop after epoch %d (best %d)", epoch, best["epoch"])
+            break
+
+    final = copy.deepcopy(model)
+    final.load_state_dict(best["state"])
+    test = evaluate(final, test_ds, dataset, eval_batch, runtime)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(out_dir / "history.csv", history)
+    checkpoint.save(
+        out_dir / "model.pt",
+        model_record(final, "downstream", rec["model_cfg"], dataset, rec["norm_groups"]),
+    )
+    metrics = {
+        "dataset": dataset.name,
+        "mode": mode,
+        "metric": key,
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "val": best["val"],
+        "test": test,
+        "train_items": len(train_ds),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    resume.clear()
+    return metrics

@@ -1,0 +1,100 @@
+"""Pieces shared by the training loops: loaders, resumable state, logs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from maestro.train import checkpoint
+from maestro.utils.atomic import write_text
+
+log = logging.getLogger(__name__)
+
+
+def make_loader(
+    ds: Dataset, batch_size: int, shuffle: bool, seed: int, epoch: int, num_workers: int
+) -> DataLoader:
+    """A loader whose shuffling depends only on ``(seed, epoch)``; training drops the last batch."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        persistent_workers=False,
+    )
+
+
+def steps_per_epoch(n_items: int, batch_size: int, cap: int | None) -> int:
+    """Optimizer steps per epoch with ``drop_last`` and an optional cap."""
+    steps = n_items // batch_size
+    if steps == 0:
+        raise ValueError(f"{n_items} training items cannot fill one batch of {batch_size}")
+    return min(steps, cap) if cap else steps
+
+
+def progress(iterable: Any, total: int, desc: str) -> Any:
+    """A progress bar on terminals; plain iteration in logs (one line per epoch is logged)."""
+    return tqdm(iterable, total=total, desc=desc, leave=False, disable=not sys.stderr.isatty())
+
+
+class Resume:
+    """Resumable state in a work directory (outside the rule's outputs).
+
+    ``last.pt`` is rewritten atomically after every epoch; a payload whose fingerprint (the job
+    config hash) differs from the current job is ignored, so a changed config never resumes
+    from stale state.
+    """
+
+    def __init__(self, work_dir: str | Path | None, fingerprint: str) -> None:
+        self.dir = Path(work_dir) if work_dir else None
+        self.fingerprint = fingerprint
+
+    @property
+    def path(self) -> Path | None:
+        """The checkpoint file, if resuming is enabled."""
+        return self.dir / "last.pt" if self.dir else None
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved payload of this job, or None."""
+        if self.path is None or not self.path.exists():
+            return None
+        payload = checkpoint.load(self.path)
+        if payload.get("fingerprint") != self.fingerprint:
+            log.warning("%s belongs to another configuration; starting afresh", self.path)
+            return None
+        log.info("resuming from %s (epoch %d done)", self.path, payload["epoch"])
+        return payload
+
+    def save(self, payload: dict[str, Any]) -> None:
+        """Store the payload (with the fingerprint)."""
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint.save(self.path, {**payload, "fingerprint": self.fingerprint})
+
+    def clear(self) -> None:
+        """Remove the work directory once the outputs are written."""
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Atomically write rows (dicts sharing keys) as CSV."""
+    buf = io.StringIO()
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())

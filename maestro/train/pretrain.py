@@ -1,0 +1,192 @@
+"""Masked-autoencoder pretraining of one (dataset, variant, seed) cell (MAESTRO_SPEC §4, §6)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from maestro.data.torch_dataset import MaestroDataset
+from maestro.datasets.spec import DatasetSpec
+from maestro.model import MAESTRO, MAEConfig
+from maestro.model.fusion import BandGroups
+from maestro.model.patchify import patches
+from maestro.train import checkpoint
+from maestro.train.build import build_mae, model_record
+from maestro.train.config import PhaseConfig
+from maestro.train.loop import Resume, make_loader, progress, steps_per_epoch, write_csv
+from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
+from maestro.train.runtime import Runtime, seed_everything, to_device
+from maestro.utils.atomic import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+#: Outputs of a pretraining job, relative to its output directory.
+OUTPUTS = ("model.pt", "history.csv", "metrics.json", "reconstruction.npz")
+
+
+def run_pretrain(
+    store_path: str | Path,
+    dataset: DatasetSpec,
+    model_cfg: MAEConfig,
+    phase: PhaseConfig,
+    seed: int,
+    out_dir: str | Path,
+    runtime: Runtime,
+    norm_groups: Mapping[str, BandGroups] | None = None,
+    work_dir: str | Path | None = None,
+    fingerprint: str = "",
+) -> dict[str, Any]:
+    """Pretrain on the train + val splits and write :data:`OUTPUTS` to ``out_dir``.
+
+    Returns the metrics written to ``metrics.json``.
+    """
+    seed_everything(seed)
+    out_dir = Path(out_dir)
+    train_ds = MaestroDataset(store_path, dataset, ("train", "val"), train=True, seed=seed)
+    model = build_mae(model_cfg, dataset, norm_groups).to(runtime.device)
+    batch = min(phase.batch_size, len(train_ds))
+    steps = steps_per_epoch(len(train_ds), batch, phase.max_steps_per_epoch)
+    lr_max = scaled_lr(phase.base_lr, batch)
+    opt = build_optimizer(model, lr_max, phase.betas, phase.weight_decay)
+    sched = build_scheduler(
+        opt, phase.epochs * steps, phase.warmup_frac, phase.warmup_div, phase.final_factor
+    )
+    log.info(
+        "pretrain %s: %d items, batch %d, %d steps/epoch, lr_max %.3g, params %s",
+        dataset.name, len(train_ds), batch, steps, lr_max, model.num_params(),
+    )  # fmt: skip
+
+    resume = Resume(work_dir, fingerprint)
+    history: list[dict[str, Any]] = []
+    start = 0
+    if (state := resume.load()) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        checkpoint.set_rng_state(state["rng"])
+        history, start = state["history"], state["epoch"] + 1
+
+    for epoch in range(start, phase.epochs):
+        t0 = time.time()
+        train_ds.set_epoch(epoch)
+        loader = make_loader(train_ds, batch, True, seed, epoch, phase.num_workers)
+        model.train()
+        sums: dict[str, float] = {}
+        for i, b in enumerate(progress(loader, steps, f"pretrain {epoch}")):
+            if i >= steps:
+                break
+            b = to_device(b, runtime.device)
+            with runtime.autocast():
+                out = model(b)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+            sched.step()
+            for k, v in {
+                "loss": out.loss,
+                **{f"loss_{m}": x for m, x in out.losses.items()},
+            }.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        row = {"epoch": epoch, "step": (epoch + 1) * steps, "lr": sched.get_last_lr()[0]}
+        row |= {k: v / steps for k, v in sums.items()} | {"time_s": round(time.time() - t0, 3)}
+        history.append(row)
+        log.info("epoch %d: loss %.4f (%.1fs)", epoch, row["loss"], row["time_s"])
+        resume.save(
+            {
+                "epoch": epoch, "history": history, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": checkpoint.rng_state(),
+            }
+        )  # fmt: skip
+
+    recon = reconstruction_example(model, store_path, dataset, seed, runtime)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with_suffix = {f"{m}__{k}": v for m, d in recon.items() for k, v in d.items()}
+    with atomic_path(out_dir / "reconstruction.npz") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **with_suffix)
+    write_csv(out_dir / "history.csv", history)
+    checkpoint.save(
+        out_dir / "model.pt", model_record(model, "mae", model_cfg, dataset, norm_groups)
+    )
+    metrics = {
+        "dataset": dataset.name,
+        "phase": "pretrain",
+        "epochs": phase.epochs,
+        "steps": phase.epochs * steps,
+        "final_loss": history[-1]["loss"] if history else None,
+        "final_losses": {
+            k[5:]: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")
+        },
+        "params": model.num_params(),
+        "train_items": len(train_ds),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    resume.clear()
+    return metrics
+
+
+@torch.no_grad()
+def reconstruction_example(
+    model: MAESTRO, store_path: str | Path, dataset: DatasetSpec, seed: int, runtime: Runtime
+) -> dict[str, dict[str, np.ndarray]]:
+    """Masked input, reconstruction and target of the first test crop, per modality.
+
+    Arrays are ``(T, C, H, W)`` in token channel order (``bands`` gives the names). The
+    reconstruction puts the model's prediction, de-normalized with each target patch's own
+    statistics (as in MAE figures), on the masked patches and the input on visible ones.
+    """
+    ds = MaestroDataset(store_path, dataset, ("test",), train=False, seed=seed)
+    item = ds[0]
+    batch = to_device({k: _unsqueeze(v) for k, v in item.items()}, runtime.device)
+    model.eval()
+    rng_state = torch.get_rng_state()
+    torch.manual_seed(seed)  # a fixed mask, without disturbing the training RNG stream
+    out = model(batch)
+    torch.set_rng_state(rng_state)
+    result = {}
+    for m, p in model.plans.items():
+        target = batch["inputs"][m][:, :, list(p.perm)].float()
+        tp = patches(target, p.patch)  # [1, T, L, P, C]
+        pp = patches(out.preds[m].float(), p.patch)
+        recon = pp.clone()
+        for idx in p.norm_groups or ():
+            part = tp[..., list(idx)]
+            mean = part.mean(dim=(-2, -1), keepdim=True)
+            std = torch.sqrt(part.var(dim=(-2, -1), keepdim=True) + model.cfg.norm_eps)
+            recon[..., list(idx)] = pp[..., list(idx)] * std + mean
+        channel_group = torch.repeat_interleave(
+            torch.arange(p.groups), torch.tensor(p.token_sizes)
+        ).to(target.device)
+        mask = out.masks[m][:, channel_group].permute(0, 2, 3, 1)[:, :, :, None, :]  # [1,T,L,1,C]
+        shown = torch.where(mask, recon, tp)
+        masked_in = torch.where(mask, torch.full_like(tp, float("nan")), tp)
+        result[m] = {
+            "target": _unpatch(tp, p.grid, p.patch),
+            "reconstruction": _unpatch(shown, p.grid, p.patch),
+            "masked_input": _unpatch(masked_in, p.grid, p.patch),
+            "bands": np.array(_token_bands(dataset, m, p.perm)),
+        }
+    return result
+
+
+def _unsqueeze(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _unsqueeze(x) for k, x in v.items()}
+    return v[None] if isinstance(v, torch.Tensor) else v
+
+
+def _unpatch(x: torch.Tensor, grid: int, patch: int) -> np.ndarray:
+    img = rearrange(x[0], "t (h w) (p q) c -> t c (h p) (w q)", h=grid, p=patch)
+    return img.cpu().numpy().astype(np.float32)
+
+
+def _token_bands(dataset: DatasetSpec, m: str, perm: tuple[int, ...]) -> list[str]:
+    bands = dataset.store.modality(m).model_bands
+    return [bands[i] for i in perm]
