@@ -1,0 +1,136 @@
+"""The masked autoencoder: every variant trains a step; fusion modes route information as specified."""
+
+import itertools
+
+import pytest
+import torch
+
+from maestro.model import MAESTRO, DownstreamModel
+
+from .conftest import make_batch, small_config
+
+DATASETS = ["treesatai_ts", "pastis_hd", "flair_hub", "flair2"]
+VARIANTS = [
+    (fusion, inter, spectral, norm)
+    for fusion, spectral, norm in itertools.product(
+        ["shared", "monotemp", "mod", "group"], ["joint", "token"], ["none", "patch", "patch_group"]
+    )
+    for inter in ([0, 1] if fusion in ("mod", "group") else [0])
+]
+
+
+def _model(ds, **cfg):
+    return MAESTRO(small_config(**cfg), ds.modalities, ds.store.crop_m, ds.store.grid_pos_enc)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize(("fusion", "inter", "spectral", "norm"), VARIANTS)
+def test_every_variant_trains_one_step(demo_catalog, dataset, fusion, inter, spectral, norm):
+    ds = demo_catalog.dataset(dataset)
+    torch.manual_seed(0)
+    model = _model(ds, fusion=fusion, inter_depth=inter, spectral=spectral, target_norm=norm)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = make_batch(ds)
+    out = model(batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    opt.step()
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("encoders.") for k in changed)
+    assert any(k.startswith("decoders.") for k in changed)
+    for m, spec in ((m.name, m) for m in ds.modalities):
+        px = spec.pixels(ds.store.crop_m)
+        assert out.preds[m].shape == (2, spec.num_dates, spec.channels, px, px)
+        groups = len(spec.norm_groups) if spectral == "token" else 1
+        grid = spec.grid(ds.store.crop_m)
+        assert out.masks[m].shape == (2, groups, spec.num_dates, grid * grid)
+
+
+def test_mask_ratio_per_sequence(demo_catalog):
+    ds = demo_catalog.dataset("treesatai_ts")
+    model = _model(ds, fusion="group", inter_depth=1)
+    out = model(make_batch(ds, batch=3))
+    n_s1 = out.masks["s1_asc"][0].numel() + out.masks["s1_des"][0].numel()
+    masked_s1 = out.masks["s1_asc"].flatten(1).sum(1) + out.masks["s1_des"].flatten(1).sum(1)
+    assert torch.all(masked_s1 == round(0.75 * n_s1))  # exact count per group sequence
+    assert torch.all(out.masks["s2"].flatten(1).sum(1) == round(0.75 * out.masks["s2"][0].numel()))
+
+
+def _features_change(model, ds, changed_mod):
+    """Which modalities' encoder features change when the input of ``changed_mod`` changes."""
+    model.eval()
+    a = make_batch(ds, seed=1)
+    b = {**a, "inputs": dict(a["inputs"])}
+    b["inputs"][changed_mod] = a["inputs"][changed_mod] + 1.0
+    fa, fb = model.encode(a), model.encode(b)
+    return {m for m in fa if not torch.allclose(fa[m], fb[m], atol=1e-6)}
+
+
+def test_fusion_modes_route_information(demo_catalog):
+    ds = demo_catalog.dataset("treesatai_ts")
+    torch.manual_seed(0)
+    assert _features_change(_model(ds, fusion="group", inter_depth=0), ds, "s1_asc") == {"s1_asc", "s1_des"}
+    assert _features_change(_model(ds, fusion="mod", inter_depth=0), ds, "s1_asc") == {"s1_asc"}
+    everyone = {m.name for m in ds.modalities}
+    assert _features_change(_model(ds, fusion="group", inter_depth=1), ds, "s1_asc") == everyone
+    assert _features_change(_model(ds, fusion="shared"), ds, "aerial") == {"aerial"}
+
+
+def test_per_image_fusion_keeps_dates_apart(demo_catalog):
+    ds = demo_catalog.dataset("treesatai_ts")
+    for fusion, expect_other_dates in (("monotemp", False), ("mod", True)):
+        model = _model(ds, fusion=fusion).eval()
+        a = make_batch(ds, seed=2)
+        b = {**a, "inputs": dict(a["inputs"])}
+        b["inputs"]["s2"] = a["inputs"]["s2"].clone()
+        b["inputs"]["s2"][:, 0] += 1.0  # change date 0 only
+        fa, fb = model.encode(a)["s2"], model.encode(b)["s2"]
+        other_dates_changed = not torch.allclose(fa[:, :, 1:], fb[:, :, 1:], atol=1e-6)
+        assert other_dates_changed == expect_other_dates, fusion
+
+
+def test_dates_enter_the_tokens_unless_disabled(demo_catalog):
+    ds = demo_catalog.dataset("treesatai_ts")
+    for use, expect in ((True, True), (False, False)):
+        torch.manual_seed(0)
+        model = _model(ds, use_date_enc=use).eval()
+        a = make_batch(ds)
+        b = {**a, "dates": {k: v.clone() for k, v in a["dates"].items()}}
+        b["dates"]["s2"][..., 1] += 30
+        changed = not torch.allclose(model.encode(a)["s2"], model.encode(b)["s2"])
+        assert changed == expect
+
+
+def test_downstream_heads_shapes(demo_catalog):
+    for name, shape in (("treesatai_ts", (2, 15)), ("pastis_hd", (2, 19, 16, 16)), ("flair2", (2, 15, 128, 128))):
+        ds = demo_catalog.dataset(name)
+        mae = _model(ds, fusion="group", inter_depth=1)
+        label_px = None
+        if ds.task.kind == "segmentation":
+            label_px = ds.store.modality(ds.store.label.grid_modality).pixels(ds.store.crop_m)
+        model = DownstreamModel(mae, ds.task, label_px)
+        assert model.encoder.decoders is None
+        logits = model(make_batch(ds))
+        assert logits.shape == shape
+        with torch.no_grad():
+            assert model(make_batch(ds), frozen=True).shape == shape
+
+
+def test_same_seed_same_loss(demo_catalog):
+    ds = demo_catalog.dataset("pastis_hd")
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        model = _model(ds, fusion="group", inter_depth=1)
+        losses.append(model(make_batch(ds)).loss.item())
+    assert losses[0] == losses[1]
+
+
+def test_analysis_groups_replace_declared_ones(demo_catalog):
+    ds = demo_catalog.dataset("treesatai_ts")
+    groups = {"s2": (("B2", "B3", "B4"), ("B5", "B6", "B7", "B8", "B8A"), ("B11", "B12"))}
+    model = MAESTRO(small_config(), ds.modalities, ds.store.crop_m, ds.store.grid_pos_enc, groups)
+    assert model.plans["s2"].norm_groups == ((0, 1, 2), (3, 4, 5, 6, 7), (8, 9))
+    with pytest.raises(ValueError, match="partition"):
+        MAESTRO(small_config(), ds.modalities, ds.store.crop_m, ds.store.grid_pos_enc, {"s2": (("B2",),)})
