@@ -1,0 +1,148 @@
+"""The streaming converter: validation errors, atomicity, bounded memory, determinism."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maestro.data.convert import RunningStats, convert
+from maestro.data.errors import RawFormatError
+from maestro.data.zarr_store import Store, store_hash
+from tests.data.fakes import FakeReader, small_store
+
+
+@pytest.mark.parametrize(
+    ("kind", "store", "what", "expected"),
+    [
+        ("bands", "treesatai_ts", "modality 's2'", r"\(T, C, H, W\)"),
+        ("ndates", "pastis_hd", "modality 's2'", r"T from the index"),
+        ("dtype", "flair_hub", "modality 's2'", "dtype uint16"),
+        ("label", "treesatai_ts", "label", r"\(15,\) class fractions"),
+        ("label", "pastis_hd", "label", r"raster of shape \(32, 32\)"),
+        ("mask", "pastis_hd", "modality 'spot'", "no invalid mask"),
+        ("missing", "treesatai_ts", "modality 's2'", "a raster"),
+    ],
+)
+def test_bad_sample_names_sample_and_leaves_nothing(
+    tmp_path: Path, kind: str, store: str, what: str, expected: str
+) -> None:
+    reader = FakeReader(small_store(store), 3, 2, 2, corrupt={"tile_004": kind})
+    out = tmp_path / "out" / "x.zarr"
+    with pytest.raises(RawFormatError, match=expected) as err:
+        convert(reader, out, shard_samples=2)
+    assert "tile_004" in str(err.value) and what in str(err.value)
+    assert str(reader.root) in err.value.path
+    assert list((tmp_path / "out").iterdir()) == []  # no output, no temp directory
+
+
+def test_failure_keeps_an_existing_store(tmp_path: Path) -> None:
+    out = tmp_path / "x.zarr"
+    convert(FakeReader(small_store("pastis_hd"), 2, 1, 1), out, shard_samples=2)
+    before = store_hash(out)
+    bad = FakeReader(small_store("pastis_hd"), 2, 1, 1, seed=1, corrupt={"tile_003": "dtype"})
+    with pytest.raises(RawFormatError):
+        convert(bad, out, shard_samples=2)
+    assert store_hash(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.zarr"]
+
+
+def test_index_errors(tmp_path: Path) -> None:
+    reader = FakeReader(small_store("pastis_hd"), 2, 1, 1)
+    reader._refs.append(reader._refs[0])
+    with pytest.raises(RawFormatError, match="unique sample ids"):
+        convert(reader, tmp_path / "a.zarr")
+    reader = FakeReader(small_store("pastis_hd"), 2, 1, 1)
+    reader._refs[1].ndates.pop("s2")
+    with pytest.raises(RawFormatError, match="ndates of temporal modality 's2'"):
+        convert(reader, tmp_path / "b.zarr")
+    reader = FakeReader(small_store("pastis_hd"), 2, 1, 1)
+    reader._refs[0].splits["default"] = "training"
+    with pytest.raises(RawFormatError, match="splits"):
+        convert(reader, tmp_path / "c.zarr")
+    reader = FakeReader(small_store("pastis_hd"), 0, 0, 0)
+    with pytest.raises(RawFormatError, match="at least one sample"):
+        convert(reader, tmp_path / "d.zarr")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_summary_and_padding(tmp_path: Path) -> None:
+    reader = FakeReader(small_store("flair_hub"), 5, 2, 2, tlim=(2, 9))
+    summary = convert(reader, tmp_path / "f.zarr", shard_samples=4)
+    refs = reader.index()
+    assert summary["n_samples"] == 9
+    assert summary["tmax"]["s2"] == max(r.ndates["s2"] for r in refs)
+    assert summary["tmax"]["aerial"] == 1
+    assert summary["content_hash"] == store_hash(tmp_path / "f.zarr")
+    flair2 = {k: sum(r.splits["flair2"] == k for r in refs) for k in ("train", "val", "test")}
+    assert summary["splits"]["flair2"] == flair2
+    store = Store(tmp_path / "f.zarr")
+    raw = store.group["s2/data"]
+    i = int(np.argmin([store.ndates(j, "s2") for j in range(9)]))
+    t = store.ndates(i, "s2")
+    assert t < summary["tmax"]["s2"]
+    assert not np.any(raw[i, t:])  # padded dates are zeros
+    assert not np.any(store.group["s2/dates"][i, t:])
+    assert not np.any(store.group["s2/invalid"][i, t:])
+    codes = store.split_codes("flair2")
+    assert set(codes.tolist()) <= {-1, 0, 1, 2}
+    assert (codes == -1).sum() == sum(r.splits["flair2"] is None for r in refs)
+
+
+def test_same_input_same_bytes(tmp_path: Path) -> None:
+    a = convert(FakeReader(small_store("treesatai_ts"), 4, 2, 2), tmp_path / "a.zarr", 3)
+    b = convert(FakeReader(small_store("treesatai_ts"), 4, 2, 2), tmp_path / "b.zarr", 3)
+    c = convert(FakeReader(small_store("treesatai_ts"), 4, 2, 2, seed=9), tmp_path / "c.zarr", 3)
+    assert a["content_hash"] == b["content_hash"] != c["content_hash"]
+
+
+def test_streams_one_sample_at_a_time(tmp_path: Path) -> None:
+    reader = FakeReader(small_store("pastis_hd"), 10, 3, 3)
+    convert(reader, tmp_path / "p.zarr", shard_samples=4)
+    assert reader.reads == 16
+    assert reader.max_live == 0  # the previous sample is released before the next read
+    assert reader.live == 0
+
+
+def _peak_memory(tmp: Path, n: int) -> int:
+    reader = FakeReader(small_store("pastis_hd"), n, 0, 0, tlim=(6, 6))
+    tracemalloc.start()
+    try:
+        convert(reader, tmp / f"m{n}.zarr", shard_samples=4)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_bounded_by_one_shard(tmp_path: Path) -> None:
+    store = small_store("pastis_hd")
+    per_sample = sum(
+        (6 if m.temporal else 1)
+        * len(m.bands)
+        * m.pixels(store.tile_m) ** 2
+        * np.dtype(m.dtype).itemsize
+        for m in store.modalities
+    )  # ~0.2 MB
+    small, large = _peak_memory(tmp_path, 8), _peak_memory(tmp_path, 48)
+    assert large < 1.2 * small, (small, large)  # the peak does not grow with the dataset
+    # one shard buffer (4 samples) + one sample and its float64 statistics temporaries,
+    # far below the 48 samples of the dataset
+    assert large < 20 * per_sample, (large, per_sample)
+
+
+def test_running_stats_merges_exactly() -> None:
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(1e4, 3.0, size=(t, 2, 4, 4)) for t in (1, 3, 5)]
+    masks = [rng.random((p.shape[0], 4, 4)) < 0.2 for p in parts]
+    acc = RunningStats(2)
+    for p, m in zip(parts, masks, strict=True):
+        acc.update(p, m)
+    for b in range(2):
+        v = np.concatenate([p[:, b][~m] for p, m in zip(parts, masks, strict=True)])
+        assert acc.count[b] == v.size
+        np.testing.assert_allclose(acc.mean[b], v.mean(), rtol=1e-12)
+        np.testing.assert_allclose(acc.as_attrs()["std"][b], v.std(), rtol=1e-9)
+    empty = RunningStats(1).as_attrs()
+    assert empty == {"mean": [None], "std": [None], "count": [0]}
