@@ -36,5 +36,10 @@ def to_model_bands(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
 
 
 def prepare(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
-    """Raw stored values -> model input values: scale, transform, reorder."""
-    return to_model_bands(apply_transform(scale(x, spec), spec), spec)
+    """Raw stored values -> model input values: scale, transform, reorder.
+
+    Non-finite values (NaN backscatter in real TreeSatAI-TS S1 series, for instance) become 0
+    after scaling, so a model never sees NaN (docs/decisions.md).
+    """
+    x = to_model_bands(apply_transform(scale(x, spec), spec), spec)
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)

@@ -1,4 +1,4 @@
-"""The masked autoencoder: every variant trains a step; fusion modes route information as specified."""
+"""The masked autoencoder: every variant trains a step; fusion modes route information."""
 
 import itertools
 
@@ -70,7 +70,8 @@ def _features_change(model, ds, changed_mod):
 def test_fusion_modes_route_information(demo_catalog):
     ds = demo_catalog.dataset("treesatai_ts")
     torch.manual_seed(0)
-    assert _features_change(_model(ds, fusion="group", inter_depth=0), ds, "s1_asc") == {"s1_asc", "s1_des"}
+    s1 = {"s1_asc", "s1_des"}
+    assert _features_change(_model(ds, fusion="group", inter_depth=0), ds, "s1_asc") == s1
     assert _features_change(_model(ds, fusion="mod", inter_depth=0), ds, "s1_asc") == {"s1_asc"}
     everyone = {m.name for m in ds.modalities}
     assert _features_change(_model(ds, fusion="group", inter_depth=1), ds, "s1_asc") == everyone
@@ -103,7 +104,12 @@ def test_dates_enter_the_tokens_unless_disabled(demo_catalog):
 
 
 def test_downstream_heads_shapes(demo_catalog):
-    for name, shape in (("treesatai_ts", (2, 15)), ("pastis_hd", (2, 19, 16, 16)), ("flair2", (2, 15, 128, 128))):
+    cases = (
+        ("treesatai_ts", (2, 15)),
+        ("pastis_hd", (2, 19, 16, 16)),
+        ("flair2", (2, 15, 128, 128)),
+    )
+    for name, shape in cases:
         ds = demo_catalog.dataset(name)
         mae = _model(ds, fusion="group", inter_depth=1)
         label_px = None
@@ -133,4 +139,5 @@ def test_analysis_groups_replace_declared_ones(demo_catalog):
     model = MAESTRO(small_config(), ds.modalities, ds.store.crop_m, ds.store.grid_pos_enc, groups)
     assert model.plans["s2"].norm_groups == ((0, 1, 2), (3, 4, 5, 6, 7), (8, 9))
     with pytest.raises(ValueError, match="partition"):
-        MAESTRO(small_config(), ds.modalities, ds.store.crop_m, ds.store.grid_pos_enc, {"s2": (("B2",),)})
+        bad = {"s2": (("B2",),)}
+        MAESTRO(small_config(), ds.modalities, ds.store.crop_m, ds.store.grid_pos_enc, bad)

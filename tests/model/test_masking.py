@@ -48,26 +48,27 @@ def test_structured_tokens_are_masked_first():
 
 def test_structured_mask_axes_and_rates():
     torch.manual_seed(3)
-    b, g, t, l = 4000, 3, 5, 6
-    m = structured_mask(b, g, t, l, StructuredMaskProbs(dates=0.25), torch.device("cpu"))
+    b, g, t, n = 4000, 3, 5, 6
+    m = structured_mask(b, g, t, n, StructuredMaskProbs(dates=0.25), torch.device("cpu"))
     # a date drop hides all groups and locations of that date
     per_date = m.all(dim=(1, 3))
     assert torch.equal(per_date, m.any(dim=(1, 3)))
     assert abs(per_date.float().mean().item() - 0.25) < 0.02
-    m = structured_mask(b, g, t, l, StructuredMaskProbs(locations=0.25), torch.device("cpu"))
+    m = structured_mask(b, g, t, n, StructuredMaskProbs(locations=0.25), torch.device("cpu"))
     per_loc = m.all(dim=(1, 2))
     assert torch.equal(per_loc, m.any(dim=(1, 2)))
     assert abs(per_loc.float().mean().item() - 0.25) < 0.02
-    m = structured_mask(b, g, t, l, StructuredMaskProbs(bands=0.5), torch.device("cpu"))
+    m = structured_mask(b, g, t, n, StructuredMaskProbs(bands=0.5), torch.device("cpu"))
     per_band = m.all(dim=(2, 3))
     assert torch.equal(per_band, m.any(dim=(2, 3)))
     assert abs(per_band.float().mean().item() - 0.5) < 0.02
-    m = structured_mask(b, g, t, l, StructuredMaskProbs(modality=0.25), torch.device("cpu"))
+    m = structured_mask(b, g, t, n, StructuredMaskProbs(modality=0.25), torch.device("cpu"))
     whole = m.flatten(1)
     assert torch.equal(whole.all(1), whole.any(1))
     assert abs(whole.all(1).float().mean().item() - 0.25) < 0.02
 
 
 def test_single_date_and_single_group_skip_their_terms():
-    m = structured_mask(100, 1, 1, 4, StructuredMaskProbs(bands=1.0, dates=1.0), torch.device("cpu"))
+    probs = StructuredMaskProbs(bands=1.0, dates=1.0)
+    m = structured_mask(100, 1, 1, 4, probs, torch.device("cpu"))
     assert not m.any()

@@ -10,11 +10,11 @@ from maestro.model.target_norm import normalize_patches
 
 def numpy_group_norm(x, groups, eps):
     out = np.empty_like(x)
-    b, t, l, p, _ = x.shape
+    b, t, n, _, _ = x.shape
     for idx in groups:
         for i in range(b):
             for j in range(t):
-                for k in range(l):
+                for k in range(n):
                     v = x[i, j, k][:, list(idx)]
                     ddof = 1 if v.size > 1 else 0
                     out[i, j, k][:, list(idx)] = (v - v.mean()) / np.sqrt(v.var(ddof=ddof) + eps)
@@ -34,7 +34,8 @@ def test_patch_norm_is_one_group_and_none_is_identity():
     one = normalize_patches(x, (tuple(range(5)),))
     flat = one.reshape(1, 2, 3, 20)
     torch.testing.assert_close(flat.mean(-1), torch.zeros(1, 2, 3, dtype=torch.float64))
-    torch.testing.assert_close(flat.std(-1), torch.ones(1, 2, 3, dtype=torch.float64), atol=1e-5, rtol=0)
+    ones = torch.ones(1, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(flat.std(-1), ones, atol=1e-5, rtol=0)
     assert normalize_patches(x, None) is x
 
 
