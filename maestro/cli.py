@@ -102,6 +102,16 @@ def _norm_groups(path: str | None, job: dict[str, Any]) -> dict | None:
     return {m: tuple(tuple(g) for g in d["groups"]) for m, d in data["modalities"].items()}
 
 
+def _meta(job: dict[str, Any], args: argparse.Namespace, dataset: Any) -> dict[str, Any]:
+    """Labels stored in metrics.json for the reports."""
+    return {
+        "cell": job.get("cell"),
+        "seed": args.seed,
+        "title": dataset.title,
+        "model_size": (job.get("model") or {}).get("size", "tiny"),
+    }
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain one (dataset, cell, seed)."""
     from maestro import provenance
@@ -119,7 +129,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     metrics = run_pretrain(
         args.store_path, dataset, model_config(job), job_phase("pretrain", job), args.seed,
         args.out_dir, runtime, norm_groups=groups, work_dir=Path(args.out_dir) / ".work",
-        fingerprint=fingerprint,
+        fingerprint=fingerprint, meta=_meta(job, args, dataset),
     )  # fmt: skip
     inputs = {"store": args.store_path} | (
         {"band_groups": args.band_groups} if args.band_groups else {}
@@ -136,7 +146,6 @@ def cmd_downstream(args: argparse.Namespace) -> None:
     from maestro import provenance
     from maestro.experiment import job_catalog, job_phase, model_config
     from maestro.train.downstream import run_downstream
-    from maestro.utils.atomic import write_json
 
     t0 = time.time()
     job = _job(args.job)
@@ -147,10 +156,8 @@ def cmd_downstream(args: argparse.Namespace) -> None:
     metrics = run_downstream(
         args.mode, args.store_path, dataset, phase, args.seed, args.out_dir, runtime,
         init=args.init, model_cfg=model_config(job), work_dir=Path(args.out_dir) / ".work",
-        fingerprint=provenance.config_hash(config),
+        fingerprint=provenance.config_hash(config), meta=_meta(job, args, dataset),
     )  # fmt: skip
-    metrics |= {"cell": job.get("cell"), "seed": args.seed, "title": dataset.title}
-    write_json(Path(args.out_dir) / "metrics.json", metrics)
     inputs = {"store": args.store_path} | ({"init": args.init} if args.init else {})
     rec = provenance.record(args.mode, config, inputs, t0, runtime.describe(), {"metrics": metrics})
     provenance.write(Path(args.out_dir) / "provenance.json", rec)

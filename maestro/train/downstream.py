@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ def run_downstream(
     model_cfg: MAEConfig | None = None,
     work_dir: str | Path | None = None,
     fingerprint: str = "",
+    meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``mode`` on the train split, select on val, test; write :data:`OUTPUTS`."""
     if mode not in MODES:
@@ -225,6 +227,7 @@ def run_downstream(
         "test": test,
         "train_items": len(train_ds),
     }
+    metrics |= dict(meta or {})
     write_json(out_dir / "metrics.json", metrics)
     resume.clear()
     return metrics

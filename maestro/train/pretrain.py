@@ -42,6 +42,7 @@ def run_pretrain(
     norm_groups: Mapping[str, BandGroups] | None = None,
     work_dir: str | Path | None = None,
     fingerprint: str = "",
+    meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Pretrain on the train + val splits and write :data:`OUTPUTS` to ``out_dir``.
 
@@ -127,6 +128,7 @@ def run_pretrain(
         "params": model.num_params(),
         "train_items": len(train_ds),
     }
+    metrics |= dict(meta or {})
     write_json(out_dir / "metrics.json", metrics)
     resume.clear()
     return metrics

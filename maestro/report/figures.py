@@ -1,0 +1,90 @@
+"""Figures from training outputs: pretraining loss curves and a reconstruction example."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from maestro.utils.atomic import atomic_path
+
+#: Bands shown as RGB when present (first match wins), else the first band in grey.
+DISPLAY_BANDS = (("R", "G", "B"), ("B4", "B3", "B2"), ("NIR", "R", "G"))
+
+
+def _save(fig: plt.Figure, out: str | Path) -> None:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _label(history: Path) -> tuple[str, str]:
+    """(dataset, cell/seed) of a pretraining history, from the metrics.json next to it."""
+    meta = json.loads((history.parent / "metrics.json").read_text())
+    cell = meta.get("cell") or {}
+    tag = "_".join(f"{k}~{v}" for k, v in cell.items()) or history.parent.parent.name
+    return meta.get("title", meta["dataset"]), f"{tag} seed {meta.get('seed', '?')}"
+
+
+def loss_curves(histories: Sequence[str | Path], out: str | Path) -> None:
+    """One panel per dataset: total pretraining loss per epoch, one line per cell and seed."""
+    by_dataset: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    for h in map(Path, histories):
+        dataset, tag = _label(h)
+        by_dataset.setdefault(dataset, []).append((tag, pd.read_csv(h)))
+    fig, axes = plt.subplots(
+        1, len(by_dataset), figsize=(4.2 * len(by_dataset), 3.4), squeeze=False
+    )
+    for ax, (dataset, runs) in zip(axes[0], by_dataset.items(), strict=True):
+        for tag, df in runs:
+            ax.plot(df["epoch"] + 1, df["loss"], marker="o", ms=3, label=tag)
+            for col in (c for c in df.columns if c.startswith("loss_")):
+                ax.plot(df["epoch"] + 1, df[col], lw=0.8, alpha=0.5, ls="--", label=f"  {col[5:]}")
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("masked reconstruction loss")
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+    _save(fig, out)
+
+
+def _display(img: np.ndarray, bands: list[str], ref: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` -> an ``(H, W, 3)`` or ``(H, W)`` image stretched by ``ref``'s 2-98 %."""
+    pick = next((b for b in DISPLAY_BANDS if all(x in bands for x in b)), (bands[0],))
+    idx = [bands.index(b) for b in pick]
+    x, r = img[idx], ref[idx]
+    finite = r[np.isfinite(r)]
+    lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+    x = np.clip((x - lo) / max(hi - lo, 1e-6), 0, 1)
+    x = np.where(np.isnan(x), 0.5, x)  # masked patches in grey
+    return np.moveaxis(x, 0, -1) if len(idx) == 3 else x[0]
+
+
+def reconstruction_figure(npz_path: str | Path, out: str | Path, title: str = "") -> None:
+    """Rows = modalities (first date), columns = masked input / reconstruction / target."""
+    data = np.load(npz_path, allow_pickle=False)
+    mods = sorted(
+        {k.split("__")[0] for k in data.files}, key=lambda m: data.files.index(f"{m}__target")
+    )
+    fig, axes = plt.subplots(len(mods), 3, figsize=(7.5, 2.5 * len(mods)), squeeze=False)
+    for row, m in zip(axes, mods, strict=True):
+        bands = [str(b) for b in data[f"{m}__bands"]]
+        target = data[f"{m}__target"][0]
+        for ax, key, name in zip(
+            row,
+            ("masked_input", "reconstruction", "target"),
+            ("masked input", "reconstruction", "target"),
+            strict=True,
+        ):
+            img = _display(data[f"{m}__{key}"][0], bands, target)
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{m}: {name}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, out)

@@ -1,0 +1,22 @@
+# Band-group analysis: correlations of each modality's bands over the train split, clustered.
+
+
+rule band_groups:
+    input:
+        store="results/data/{store}.zarr",
+    output:
+        groups="results/analysis/{store}/band_groups.json",
+        figure="results/figures/correlation_{store}.png",
+    params:
+        job=lambda wc: job("analysis"),
+    log:
+        "results/logs/band_groups/{store}.log",
+    benchmark:
+        "results/benchmarks/band_groups/{store}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "{MAESTRO} analyze-bands --store-path {input.store} --out-json {output.groups}"
+        " --out-png {output.figure} --job {params.job:q} > {log} 2>&1"

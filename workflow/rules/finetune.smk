@@ -1,0 +1,81 @@
+# Downstream training per (dataset, cell, seed): probe the frozen encoder, fine-tune the probed
+# model, and train the same architecture from scratch (the supervised ViT baseline).
+
+DOWNSTREAM_OUT = ["model.pt", "history.csv", "metrics.json", "provenance.json"]
+
+
+def _downstream_outputs(stage):
+    base = f"results/{stage}/{{dataset}}/{CELL}/seed~{{seed}}"
+    return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
+
+
+rule probe:
+    input:
+        store=store_path,
+        init=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/model.pt",
+    output:
+        **_downstream_outputs("probe"),
+    params:
+        job=lambda wc: job("model", "runtime", phase="probe", cell=cell_of(wc)),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    log:
+        f"results/logs/probe/{{dataset}}/{CELL}/seed~{{seed}}.log",
+    benchmark:
+        f"results/benchmarks/probe/{{dataset}}/{CELL}/seed~{{seed}}.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 240 * attempt,
+    shell:
+        "{MAESTRO} downstream --mode probe --dataset {wildcards.dataset} --store-path {input.store}"
+        " --init {input.init} --out-dir {params.out_dir} --seed {wildcards.seed}"
+        " --threads {threads} --gpus {resources.gpu} --job {params.job:q} > {log} 2>&1"
+
+
+rule finetune_model:
+    input:
+        store=store_path,
+        init=finetune_init,
+    output:
+        **_downstream_outputs("finetune"),
+    params:
+        job=lambda wc: job("model", "runtime", phase="finetune", cell=cell_of(wc)),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    log:
+        f"results/logs/finetune/{{dataset}}/{CELL}/seed~{{seed}}.log",
+    benchmark:
+        f"results/benchmarks/finetune/{{dataset}}/{CELL}/seed~{{seed}}.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 480 * attempt,
+    shell:
+        "{MAESTRO} downstream --mode finetune --dataset {wildcards.dataset}"
+        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --seed {wildcards.seed} --threads {threads} --gpus {resources.gpu}"
+        " --job {params.job:q} > {log} 2>&1"
+
+
+rule train_scratch:
+    input:
+        store=store_path,
+    output:
+        **_downstream_outputs("scratch"),
+    params:
+        job=lambda wc: job("model", "runtime", phase="finetune", cell=cell_of(wc)),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    log:
+        f"results/logs/scratch/{{dataset}}/{CELL}/seed~{{seed}}.log",
+    benchmark:
+        f"results/benchmarks/scratch/{{dataset}}/{CELL}/seed~{{seed}}.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 480 * attempt,
+    shell:
+        "{MAESTRO} downstream --mode scratch --dataset {wildcards.dataset}"
+        " --store-path {input.store} --out-dir {params.out_dir} --seed {wildcards.seed}"
+        " --threads {threads} --gpus {resources.gpu} --job {params.job:q} > {log} 2>&1"
