@@ -90,7 +90,7 @@ def analyze_store(
     store_path: str | Path,
     out_json: str | Path,
     out_png: str | Path | None = None,
-    threshold: float = 0.5,
+    threshold: float = 0.15,
     scheme: str = "default",
     max_samples: int | None = None,
 ) -> dict[str, Any]:
