@@ -46,7 +46,8 @@ format: $(BIN)/.installed-test
 	$(BIN)/ruff format .
 
 dag: $(BIN)/.installed
-	$(BIN)/snakemake --configfile $(CONFIG) --rulegraph all | dot -Tpng > docs/rulegraph.png
+	$(BIN)/snakemake --configfile $(CONFIG) --rulegraph dot -- all 2>/dev/null \
+	    | $(BIN)/maestro report-rulegraph --out docs/rulegraph.png
 
 clean-results:
 	rm -rf results/data results/analysis results/pretrain results/probe results/finetune \

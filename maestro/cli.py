@@ -109,6 +109,7 @@ def _meta(job: dict[str, Any], args: argparse.Namespace, dataset: Any) -> dict[s
         "seed": args.seed,
         "title": dataset.title,
         "model_size": (job.get("model") or {}).get("size", "tiny"),
+        "model_overrides": {k: v for k, v in (job.get("model") or {}).items() if k != "size"},
     }
 
 
@@ -195,6 +196,14 @@ def cmd_report_figures(args: argparse.Namespace) -> None:
         reconstruction_figure(args.inputs[0], args.out, title=args.title)
 
 
+def cmd_report_rulegraph(args: argparse.Namespace) -> None:
+    """Render ``snakemake --rulegraph dot`` output (file or stdin) to a PNG."""
+    from maestro.report.rulegraph import draw_rulegraph
+
+    text = sys.stdin.read() if args.dot == "-" else Path(args.dot).read_text()
+    draw_rulegraph(text, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``maestro`` command."""
     p = argparse.ArgumentParser(prog="maestro", description=__doc__.splitlines()[0])
@@ -262,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--inputs", nargs="+", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--title", default="")
+
+    sp = add("report-rulegraph", cmd_report_rulegraph, "draw the workflow's rule graph")
+    sp.add_argument("--dot", default="-", help="dot text file, or - for stdin")
+    sp.add_argument("--out", required=True)
     return p
 
 

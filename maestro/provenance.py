@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from maestro.data.zarr_store import MANIFEST_NAME, store_hash
 from maestro.utils.atomic import write_json
 
 PACKAGES = (
@@ -32,7 +33,6 @@ PACKAGES = (
     "pandas",
     "snakemake",
 )
-MANIFEST = "maestro_manifest.json"
 
 
 def config_hash(config: Any) -> str:
@@ -59,12 +59,8 @@ def path_hash(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     if p.is_file():
         return file_sha256(p)
-    manifest = p / MANIFEST
-    if manifest.is_file():
-        data = json.loads(manifest.read_text())
-        for key in ("content_hash", "sha256", "hash"):
-            if key in data:
-                return str(data[key])
+    if (p / MANIFEST_NAME).is_file():
+        return store_hash(p)
     h = hashlib.sha256()
     for f in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".snakemake")):
         h.update(f.relative_to(p).as_posix().encode())

@@ -55,9 +55,10 @@ class CorrelationAccumulator:
 
 
 def modality_pixels(store: Store, i: int, spec: ModalitySpec) -> np.ndarray:
-    """Valid pixels of sample ``i`` as ``(N, C_model)`` prepared values (cloudy pixels dropped)."""
+    """Pixels of sample ``i`` as ``(N, C_model)`` prepared values; cloudy pixels dropped,
+    non-finite values kept (the accumulator skips those rows)."""
     data, _, invalid = store.read(i, spec.name)
-    x = prepare(data, spec)  # [T, C, H, W] model bands
+    x = prepare(data, spec, fill_nonfinite=False)  # [T, C, H, W] model bands, NaN kept
     pix = np.moveaxis(x, 1, -1)  # [T, H, W, C]
     if invalid is not None:
         pix = pix[~invalid]

@@ -35,11 +35,14 @@ def to_model_bands(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
     return x[..., list(spec.model_band_index), :, :]
 
 
-def prepare(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
+def prepare(x: np.ndarray, spec: ModalitySpec, fill_nonfinite: bool = True) -> np.ndarray:
     """Raw stored values -> model input values: scale, transform, reorder.
 
     Non-finite values (NaN backscatter in real TreeSatAI-TS S1 series, for instance) become 0
-    after scaling, so a model never sees NaN (docs/decisions.md).
+    after scaling, so a model never sees NaN (docs/decisions.md D6); ``fill_nonfinite=False``
+    keeps them (for statistics that skip them).
     """
     x = to_model_bands(apply_transform(scale(x, spec), spec), spec)
+    if not fill_nonfinite:
+        return x
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)

@@ -170,7 +170,7 @@ def _list_files(root: Path) -> list[dict[str, Any]]:
     files = []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root).as_posix()
-        if p.is_file() and rel != MANIFEST_NAME:
+        if p.is_file() and rel != MANIFEST_NAME and not p.name.startswith(".snakemake"):
             files.append({"path": rel, "size": p.stat().st_size, "sha256": _sha256(p)})
     return files
 

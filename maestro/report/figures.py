@@ -23,31 +23,41 @@ def _save(fig: plt.Figure, out: str | Path) -> None:
 
 
 def _label(history: Path) -> tuple[str, str]:
-    """(dataset, cell/seed) of a pretraining history, from the metrics.json next to it."""
+    """(dataset, short cell + seed label) of a pretraining history, from its metrics.json."""
     meta = json.loads((history.parent / "metrics.json").read_text())
     cell = meta.get("cell") or {}
-    tag = "_".join(f"{k}~{v}" for k, v in cell.items()) or history.parent.parent.name
-    return meta.get("title", meta["dataset"]), f"{tag} seed {meta.get('seed', '?')}"
+    if {"fusion", "inter", "norm", "spectral"} <= set(cell):
+        fusion = f"inter-{cell['fusion']}" if int(cell["inter"]) else cell["fusion"]
+        tag = f"{fusion}, {cell['norm']}, {cell['spectral']}"
+    else:
+        tag = history.parent.parent.name
+    return meta.get("title", meta["dataset"]), f"{tag}, seed {meta.get('seed', '?')}"
 
 
 def loss_curves(histories: Sequence[str | Path], out: str | Path) -> None:
-    """One panel per dataset: total pretraining loss per epoch, one line per cell and seed."""
+    """One panel per dataset: total pretraining loss per epoch, one line per cell and seed.
+
+    With a single run in a panel, the per-modality losses are drawn too (dashed).
+    """
     by_dataset: dict[str, list[tuple[str, pd.DataFrame]]] = {}
     for h in map(Path, histories):
         dataset, tag = _label(h)
         by_dataset.setdefault(dataset, []).append((tag, pd.read_csv(h)))
-    fig, axes = plt.subplots(
-        1, len(by_dataset), figsize=(4.2 * len(by_dataset), 3.4), squeeze=False
-    )
-    for ax, (dataset, runs) in zip(axes[0], by_dataset.items(), strict=True):
+    n = len(by_dataset)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False)
+    for i, (ax, (dataset, runs)) in enumerate(zip(axes[0], by_dataset.items(), strict=True)):
         for tag, df in runs:
-            ax.plot(df["epoch"] + 1, df["loss"], marker="o", ms=3, label=tag)
-            for col in (c for c in df.columns if c.startswith("loss_")):
-                ax.plot(df["epoch"] + 1, df[col], lw=0.8, alpha=0.5, ls="--", label=f"  {col[5:]}")
+            ax.plot(df["epoch"] + 1, df["loss"], marker="o", ms=3, zorder=3, label=f"{tag} (total)")
+            if len(runs) == 1:
+                for col in (c for c in df.columns if c.startswith("loss_")):
+                    ax.plot(df["epoch"] + 1, df[col], lw=0.8, alpha=0.6, ls="--", label=col[5:])
         ax.set_title(dataset, fontsize=10)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("masked reconstruction loss")
-        ax.legend(fontsize=6)
+        if i == 0:
+            ax.set_ylabel("masked reconstruction loss (normalized targets)")
+        ax.legend(
+            fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False
+        )
         ax.grid(alpha=0.3)
     _save(fig, out)
 
@@ -81,7 +91,7 @@ def reconstruction_figure(npz_path: str | Path, out: str | Path, title: str = ""
             strict=True,
         ):
             img = _display(data[f"{m}__{key}"][0], bands, target)
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{m}: {name}", fontsize=8)

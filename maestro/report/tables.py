@@ -29,6 +29,14 @@ def fusion_name(cell: dict[str, Any]) -> str:
     return f"inter-{cell['fusion']}" if int(cell["inter"]) else str(cell["fusion"])
 
 
+def size_label(size: str, overrides: dict[str, Any]) -> str:
+    """``Tiny``, or ``Tiny (depth 6)`` when the preset was overridden."""
+    name = SIZE_NAMES.get(size, size)
+    if overrides:
+        name += " (" + ", ".join(f"{k} {v}" for k, v in sorted(overrides.items())) + ")"
+    return name
+
+
 def load_metrics(paths: Sequence[str | Path]) -> pd.DataFrame:
     """One row per metrics file: model labels, dataset, seed and the test metric (in %)."""
     rows = []
@@ -42,7 +50,7 @@ def load_metrics(paths: Sequence[str | Path]) -> pd.DataFrame:
             {
                 "model": MODEL_NAMES[m["mode"]],
                 "mode": m["mode"],
-                "size": SIZE_NAMES.get(m.get("model_size", ""), m.get("model_size", "")),
+                "size": size_label(m.get("model_size", ""), m.get("model_overrides") or {}),
                 "fusion": fusion_name(cell),
                 "norm": NORM_NAMES.get(cell["norm"], cell["norm"]),
                 "spectral": cell["spectral"],

@@ -8,7 +8,7 @@ rule band_groups:
         groups="results/analysis/{store}/band_groups.json",
         figure="results/figures/correlation_{store}.png",
     params:
-        job=lambda wc: job("analysis"),
+        job=lambda wc: job(wc.store, "analysis"),
     log:
         "results/logs/band_groups/{store}.log",
     benchmark:

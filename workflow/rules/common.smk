@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import Paramspace, validate
 
 from maestro.datasets import catalog
-from maestro.experiment import check_cell
+from maestro.experiment import check_cell, model_config
 
 
 def _check_config(cfg, schema_file):
@@ -46,7 +46,8 @@ validate(_variants, "../schemas/variants.schema.yaml")
 for _, _row in _variants.iterrows():
     try:
         check_cell(_row.to_dict())
-    except ValueError as err:
+        model_config({"model": config["model"], "cell": _row.to_dict()})
+    except (ValueError, TypeError) as err:
         raise WorkflowError(f"invalid configuration: {config['variants']}: {err}")
 VARIANTS = Paramspace(_variants, filename_params="*", param_sep="~", filename_sep="_")
 CELL = VARIANTS.wildcard_pattern  # e.g. fusion~{fusion}_inter~{inter}_spectral~..._groups~{groups}
@@ -69,12 +70,17 @@ wildcard_constraints:
 # --- job configurations ---------------------------------------------------------------------
 
 
-def job(*sections, phase=None, cell=None):
-    """JSON of the config sections a job depends on (its rerun trigger and provenance)."""
-    out = {"overrides": config.get("overrides", {})}
+def job(store, *sections, phase=None, cell=None, **extra):
+    """JSON of the config sections a job depends on (its rerun trigger and provenance).
+
+    Only ``store``'s overrides are included, so editing another store reruns nothing here.
+    """
+    overrides = config.get("overrides", {})
+    out = {"overrides": {store: overrides[store]} if store in overrides else {}}
     out |= {s: config[s] for s in sections if s in config}
     if phase is not None:
         out["phase"] = config.get(phase, {})
+    out |= extra
     if cell is not None:
         out["cell"] = cell
     return json.dumps(out, sort_keys=True)

@@ -5,10 +5,7 @@ rule generate_demo:
     output:
         directory("data/raw/demo/{store}"),
     params:
-        job=lambda wc: json.dumps(
-            {"overrides": config.get("overrides", {}), "demo": config["sources"][wc.store]["demo"]},
-            sort_keys=True,
-        ),
+        job=lambda wc: job(wc.store, demo=config["sources"][wc.store]["demo"]),
     log:
         "results/logs/generate_demo/{store}.log",
     benchmark:
@@ -27,7 +24,7 @@ rule convert:
     output:
         directory("results/data/{store}.zarr"),
     params:
-        job=lambda wc: job("convert"),
+        job=lambda wc: job(wc.store, "convert"),
     log:
         "results/logs/convert/{store}.log",
     benchmark:

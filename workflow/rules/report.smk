@@ -9,6 +9,12 @@ rule table1:
         csv="results/tables/table1.csv",
     log:
         "results/logs/report/table1.log",
+    benchmark:
+        "results/benchmarks/report/table1.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "{MAESTRO} report-table --inputs {input} --out-md {output.md} --out-csv {output.csv}"
         " > {log} 2>&1"
@@ -22,6 +28,12 @@ rule figure_pretrain_loss:
         "results/figures/pretrain_loss.png",
     log:
         "results/logs/report/pretrain_loss.log",
+    benchmark:
+        "results/benchmarks/report/pretrain_loss.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "{MAESTRO} report-figures --kind loss --inputs {input.histories} --out {output} > {log} 2>&1"
 
@@ -38,6 +50,12 @@ rule figure_reconstruction:
         title=lambda wc: f"{CATALOG.dataset(wc.dataset).title}: first test crop, first date",
     log:
         "results/logs/report/reconstruction_{dataset}.log",
+    benchmark:
+        "results/benchmarks/report/reconstruction_{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     shell:
         "{MAESTRO} report-figures --kind reconstruction --inputs {input} --out {output}"
         " --title {params.title:q} > {log} 2>&1"

@@ -1,0 +1,61 @@
+"""Figures: loss curves, reconstruction panels, the rule graph drawing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from maestro.report.figures import _display, loss_curves, reconstruction_figure
+from maestro.report.rulegraph import layers, parse_dot
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_loss_curves_from_histories(tmp_path):
+    paths = []
+    for ds in ("treesatai_ts", "pastis_hd"):
+        d = tmp_path / ds
+        d.mkdir()
+        (d / "history.csv").write_text("epoch,loss,loss_s2\n0,0.9,0.8\n1,0.7,0.6\n")
+        (d / "metrics.json").write_text(
+            json.dumps({"dataset": ds, "seed": 0, "cell": {"fusion": "group"}})
+        )
+        paths.append(d / "history.csv")
+    loss_curves(paths, tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:8] == PNG
+
+
+def test_reconstruction_figure(tmp_path):
+    rng = np.random.default_rng(0)
+    target = rng.random((2, 4, 8, 8)).astype(np.float32)
+    masked = target.copy()
+    masked[:, :, :4] = np.nan
+    arrays = {
+        "aerial__target": target, "aerial__reconstruction": target, "aerial__masked_input": masked,
+        "aerial__bands": np.array(["NIR", "R", "G", "B"]),
+    }  # fmt: skip
+    np.savez(tmp_path / "r.npz", **arrays)
+    reconstruction_figure(tmp_path / "r.npz", tmp_path / "r.png", title="t")
+    assert (tmp_path / "r.png").read_bytes()[:8] == PNG
+
+
+def test_display_picks_rgb_and_greys_masked_patches():
+    img = np.stack([np.full((2, 2), v) for v in (0.0, 1.0, 2.0, 3.0)])
+    img[:, 0, 0] = np.nan
+    out = _display(img, ["NIR", "R", "G", "B"], np.nan_to_num(img))
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_allclose(out[0, 0], 0.5)  # masked -> grey
+    assert out[1, 1, 0] < out[1, 1, 2]  # R (1.0) darker than B (3.0)
+
+
+def test_rulegraph_parsing_and_layers():
+    lines = ["digraph {", '0[label = "all", color = "x"];', '1[label = "convert"];']
+    lines += ['2[label = "train"];', "1 -> 2", "2 -> 0", "1 -> 0", "}"]
+    dot = "\n".join(lines)
+    nodes, edges = parse_dot(dot)
+    assert nodes == {"0": "all", "1": "convert", "2": "train"}
+    assert layers(nodes, edges) == {"1": 0, "2": 1, "0": 2}
+    with pytest.raises(ValueError, match="no rule found"):
+        parse_dot("digraph {}")

@@ -1,0 +1,137 @@
+"""Pretraining and downstream loops: outputs, determinism, frozen probe, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from maestro.experiment import job_phase, model_config
+from maestro.train import checkpoint
+from maestro.train.downstream import run_downstream
+from maestro.train.pretrain import run_pretrain
+from maestro.train.runtime import make_runtime
+
+from .conftest import job
+
+RT = make_runtime("cpu")
+
+
+def _pretrain(store, ds, out, epochs=2, seed=0, **kw):
+    j = job({"epochs": epochs, "batch_size": 4, "base_lr": 1e-3, "max_steps_per_epoch": 2})
+    return run_pretrain(store, ds, model_config(j), job_phase("pretrain", j), seed, out, RT, **kw)
+
+
+def test_pretrain_outputs_and_determinism(small_stores, catalog_small, tmp_path):
+    ds = catalog_small.dataset("treesatai_ts")
+    m1 = _pretrain(small_stores["treesatai_ts"], ds, tmp_path / "a")
+    m2 = _pretrain(small_stores["treesatai_ts"], ds, tmp_path / "b")
+    for name in ("model.pt", "history.csv", "metrics.json", "reconstruction.npz"):
+        assert (tmp_path / "a" / name).is_file()
+    hist = pd.read_csv(tmp_path / "a" / "history.csv")
+    assert list(hist["epoch"]) == [0, 1]
+    assert {"loss", "loss_aerial", "loss_s2", "loss_s1_asc", "loss_s1_des"} <= set(hist.columns)
+    assert m1["final_loss"] == m2["final_loss"]  # same seed, same numbers on CPU
+    assert not (tmp_path / "a" / ".work").exists()
+    rec = np.load(tmp_path / "a" / "reconstruction.npz")
+    target = rec["s2__target"]
+    assert target.shape == (3, 10, 6, 6)  # num_dates, bands, pixels of the crop
+    assert rec["s2__reconstruction"].shape == target.shape
+    masked = np.isnan(rec["s2__masked_input"])
+    assert 0 < masked.mean() < 1
+    # visible patches are shown as they are; masked ones come from the model
+    np.testing.assert_array_equal(rec["s2__reconstruction"][~masked], target[~masked])
+    record = checkpoint.load(tmp_path / "a" / "model.pt")
+    assert record["kind"] == "mae" and record["dataset"] == "treesatai_ts"
+    assert not any(k.startswith("pos_") for k in record["state_dict"])  # sin-cos codes not stored
+
+
+def test_other_seed_other_numbers(small_stores, catalog_small, tmp_path):
+    ds = catalog_small.dataset("treesatai_ts")
+    a = _pretrain(small_stores["treesatai_ts"], ds, tmp_path / "a", seed=0)
+    b = _pretrain(small_stores["treesatai_ts"], ds, tmp_path / "b", seed=1)
+    assert a["final_loss"] != b["final_loss"]
+
+
+@pytest.mark.parametrize("dataset", ["treesatai_ts", "pastis_hd"])
+def test_probe_finetune_scratch(small_stores, catalog_small, tmp_path, dataset):
+    ds = catalog_small.dataset(dataset)
+    store = small_stores[dataset]
+    _pretrain(store, ds, tmp_path / "pre")
+    phase = {"epochs": 2, "batch_size": 4, "base_lr": 1e-3, "max_steps_per_epoch": 2}
+    j = job(phase)
+    probe = run_downstream(
+        "probe", store, ds, job_phase("probe", j), 0, tmp_path / "probe", RT,
+        init=tmp_path / "pre" / "model.pt",
+    )  # fmt: skip
+    pre = checkpoint.load(tmp_path / "pre" / "model.pt")["state_dict"]
+    probed = checkpoint.load(tmp_path / "probe" / "model.pt")["state_dict"]
+    enc = [k for k in pre if k.startswith(("encoders.", "patchify.", "inter."))]
+    assert enc and all(torch.equal(pre[k], probed[f"encoder.{k}"]) for k in enc)  # frozen
+    assert probe["mode"] == "probe" and probe["best_epoch"] == 1  # last epoch kept
+    metric = ds.task.metric
+    assert 0.0 <= probe["test"][metric] <= 1.0 and probe["test"]["items"] > 0
+    fine = run_downstream(
+        "finetune", store, ds, job_phase("finetune", j), 0, tmp_path / "fine", RT,
+        init=tmp_path / "probe" / "model.pt",
+    )  # fmt: skip
+    tuned = checkpoint.load(tmp_path / "fine" / "model.pt")["state_dict"]
+    assert any(not torch.equal(probed[f"encoder.{k}"], tuned[f"encoder.{k}"]) for k in enc)
+    assert fine["val"][metric] == max(
+        pd.read_csv(tmp_path / "fine" / "history.csv")[f"val_{metric}"]
+    )
+    scratch = run_downstream(
+        "scratch", store, ds, job_phase("finetune", j), 0, tmp_path / "scratch", RT,
+        model_cfg=model_config(j),
+    )  # fmt: skip
+    assert scratch["mode"] == "scratch" and "test" in scratch
+
+
+def _cli_pretrain(store, out, epochs):
+    j = job({"epochs": epochs, "batch_size": 2, "base_lr": 1e-3})
+    cmd = [
+        sys.executable, "-m", "maestro.cli", "pretrain", "--dataset", "treesatai_ts",
+        "--store-path", str(store), "--out-dir", str(out), "--seed", "0", "--device", "cpu",
+        "--threads", "1", "--job", json.dumps(j),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path):
+    store = small_stores["treesatai_ts"]
+    epochs = 4
+    assert _cli_pretrain(store, tmp_path / "full", epochs).wait(timeout=300) == 0
+
+    proc = _cli_pretrain(store, tmp_path / "killed", epochs)
+    last = tmp_path / "killed" / ".work" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists() and checkpoint.load(last)["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "model.pt").exists()
+
+    resumed = _cli_pretrain(store, tmp_path / "killed", epochs)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()[-2000:]
+    assert b"resuming from" in err
+    full = pd.read_csv(tmp_path / "full" / "history.csv")
+    again = pd.read_csv(tmp_path / "killed" / "history.csv")
+    pd.testing.assert_frame_equal(full.drop(columns="time_s"), again.drop(columns="time_s"))
+    a = checkpoint.load(tmp_path / "full" / "model.pt")["state_dict"]
+    b = checkpoint.load(tmp_path / "killed" / "model.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    prov = json.loads((tmp_path / "killed" / "provenance.json").read_text())
+    assert prov["inputs"]["store"]["sha256"] and prov["config_hash"]
+    assert {"sha", "dirty"} <= set(prov["git"]) and prov["packages"]["torch"]
