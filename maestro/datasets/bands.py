@@ -1,6 +1,10 @@
-"""Band vocabularies shared by several stores (names and centre wavelengths)."""
+"""Sensor families shared by several stores: band names, wavelengths, groups, and one
+constructor per family so that each store only states what differs (dtype, resolution,
+scaling, patch size)."""
 
 from __future__ import annotations
+
+from maestro.datasets.spec import ModalitySpec, Scaling
 
 #: Sentinel-2 L2A bands used by MAESTRO, in the order every distribution stores them.
 S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
@@ -25,3 +29,59 @@ def wavelengths(bands: tuple[str, ...]) -> tuple[float | None, ...]:
     """Wavelength per band name (None for non-optical bands)."""
     table = dict(zip(S2_BANDS, S2_WAVELENGTHS, strict=True)) | OPTICAL_WAVELENGTHS
     return tuple(table.get(b) for b in bands)
+
+
+def aerial(file_bands: tuple[str, ...], resolution_m: float, patch_size: int) -> ModalitySpec:
+    """Very-high-resolution RGB+NIR aerial image (uint8, /255), reordered to NIR, R, G, B."""
+    return ModalitySpec(
+        name="aerial",
+        bands=file_bands,
+        dtype="uint8",
+        resolution_m=resolution_m,
+        patch_size=patch_size,
+        num_dates=1,
+        temporal=False,
+        scaling=Scaling(divisor=255.0),
+        token_groups=(AERIAL_MODEL_ORDER,),
+        norm_groups=AERIAL_NORM_GROUPS,
+        wavelengths_um=wavelengths(file_bands),
+    )
+
+
+def sentinel2(dtype: str, resolution_m: float, divisor: float, has_mask: bool) -> ModalitySpec:
+    """Sentinel-2 L2A time series, 16 model dates, joint-token, groups [4, 4, 2]."""
+    return ModalitySpec(
+        name="s2",
+        bands=S2_BANDS,
+        dtype=dtype,
+        resolution_m=resolution_m,
+        patch_size=2,
+        num_dates=16,
+        temporal=True,
+        scaling=Scaling(divisor=divisor),
+        token_groups=(S2_BANDS,),
+        norm_groups=S2_NORM_GROUPS,
+        wavelengths_um=wavelengths(S2_BANDS),
+        has_mask=has_mask,
+    )
+
+
+def sentinel1(
+    name: str, file_bands: tuple[str, ...], dtype: str, resolution_m: float, scaling: Scaling
+) -> ModalitySpec:
+    """One Sentinel-1 orbit (``s1_asc``/``s1_des``), VV and VH only, 4 model dates; both
+    orbits share the fusion group "s1"."""
+    return ModalitySpec(
+        name=name,
+        bands=file_bands,
+        dtype=dtype,
+        resolution_m=resolution_m,
+        patch_size=2,
+        num_dates=4,
+        temporal=True,
+        scaling=scaling,
+        token_groups=(S1_BANDS,),
+        norm_groups=S1_NORM_GROUPS,
+        fusion_group="s1",
+        wavelengths_um=wavelengths(file_bands),
+    )

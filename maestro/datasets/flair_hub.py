@@ -8,15 +8,7 @@ per modality (multi-date GeoTIFFs stack dates x channels in the band axis, date-
 
 from __future__ import annotations
 
-from maestro.datasets.bands import (
-    AERIAL_MODEL_ORDER,
-    AERIAL_NORM_GROUPS,
-    S1_BANDS,
-    S1_NORM_GROUPS,
-    S2_BANDS,
-    S2_NORM_GROUPS,
-    wavelengths,
-)
+from maestro.datasets.bands import S1_BANDS, aerial, sentinel1, sentinel2
 from maestro.datasets.spec import DatasetSpec, LabelSpec, ModalitySpec, Scaling, StoreSpec, TaskSpec
 
 #: CoSIA land-cover nomenclature, raw values 0..18.
@@ -46,6 +38,9 @@ NUM_CLASSES = 15
 #: FLAIR#2 additionally ignores greenhouse, swimming pool and snow.
 FLAIR2_IGNORED = (1, 2, 7)
 
+#: Linear backscatter: ln(max(x, 1e-10)) / 5.
+S1_SCALING = Scaling(divisor=5.0, log=True)
+
 #: Folder token of each modality in the distribution.
 FOLDER_TOKENS = {
     "aerial": "AERIAL_RGBI",
@@ -58,39 +53,10 @@ FOLDER_TOKENS = {
 }
 
 
-def _s1(name: str) -> ModalitySpec:
-    return ModalitySpec(
-        name=name,
-        bands=S1_BANDS,
-        dtype="float32",
-        resolution_m=10.24,
-        patch_size=2,
-        num_dates=4,
-        temporal=True,
-        scaling=Scaling(divisor=5.0, log=True),
-        token_groups=(S1_BANDS,),
-        norm_groups=S1_NORM_GROUPS,
-        fusion_group="s1",
-        wavelengths_um=wavelengths(S1_BANDS),
-    )
-
-
 STORE = StoreSpec(
     name="flair_hub",
     modalities=(
-        ModalitySpec(
-            name="aerial",
-            bands=("R", "G", "B", "NIR"),
-            dtype="uint8",
-            resolution_m=0.2,
-            patch_size=16,
-            num_dates=1,
-            temporal=False,
-            scaling=Scaling(divisor=255.0),
-            token_groups=(AERIAL_MODEL_ORDER,),
-            norm_groups=AERIAL_NORM_GROUPS,
-            wavelengths_um=wavelengths(("R", "G", "B", "NIR")),
-        ),
+        aerial(("R", "G", "B", "NIR"), resolution_m=0.2, patch_size=16),
         ModalitySpec(
             name="dem",
             bands=("DSM", "DTM"),
@@ -105,22 +71,8 @@ STORE = StoreSpec(
             wavelengths_um=(None, None),
             transform="relative_height",
         ),
-        ModalitySpec(
-            name="s2",
-            bands=S2_BANDS,
-            dtype="uint16",
-            resolution_m=10.24,
-            patch_size=2,
-            num_dates=16,
-            temporal=True,
-            scaling=Scaling(divisor=5000.0),
-            token_groups=(S2_BANDS,),
-            norm_groups=S2_NORM_GROUPS,
-            wavelengths_um=wavelengths(S2_BANDS),
-            has_mask=True,
-        ),
-        _s1("s1_asc"),
-        _s1("s1_des"),
+        sentinel2("uint16", resolution_m=10.24, divisor=5000.0, has_mask=True),
+        *(sentinel1(o, S1_BANDS, "float32", 10.24, S1_SCALING) for o in ("s1_asc", "s1_des")),
     ),
     label=LabelSpec(kind="raster", names=COSIA_NAMES, dtype="uint8", grid_modality="aerial"),
     tile_m=102.4,

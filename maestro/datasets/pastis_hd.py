@@ -9,7 +9,7 @@ CSVs with column ``image``.
 
 from __future__ import annotations
 
-from maestro.datasets.bands import S1_NORM_GROUPS, S2_BANDS, S2_NORM_GROUPS, wavelengths
+from maestro.datasets.bands import sentinel1, sentinel2, wavelengths
 from maestro.datasets.spec import DatasetSpec, LabelSpec, ModalitySpec, Scaling, StoreSpec, TaskSpec
 
 #: PASTIS nomenclature (documentation/label_names.json); 19 = void, ignored.
@@ -41,23 +41,8 @@ VOID = 19
 SPOT_DATE = "20190701"
 
 S1_FILE_BANDS = ("VV", "VH", "VV/VH")
-
-
-def _s1(name: str) -> ModalitySpec:
-    return ModalitySpec(
-        name=name,
-        bands=S1_FILE_BANDS,
-        dtype="float16",
-        resolution_m=10.0,
-        patch_size=2,
-        num_dates=4,
-        temporal=True,
-        scaling=Scaling(divisor=20.0),
-        token_groups=(("VV", "VH"),),
-        norm_groups=S1_NORM_GROUPS,
-        fusion_group="s1",
-        wavelengths_um=wavelengths(S1_FILE_BANDS),
-    )
+#: Backscatter in dB: / 20 (no log).
+S1_SCALING = Scaling(divisor=20.0)
 
 
 STORE = StoreSpec(
@@ -76,21 +61,8 @@ STORE = StoreSpec(
             norm_groups=(("R", "G", "B"),),
             wavelengths_um=wavelengths(("R", "G", "B")),
         ),
-        ModalitySpec(
-            name="s2",
-            bands=S2_BANDS,
-            dtype="int16",
-            resolution_m=10.0,
-            patch_size=2,
-            num_dates=16,
-            temporal=True,
-            scaling=Scaling(divisor=10000.0),
-            token_groups=(S2_BANDS,),
-            norm_groups=S2_NORM_GROUPS,
-            wavelengths_um=wavelengths(S2_BANDS),
-        ),
-        _s1("s1_asc"),
-        _s1("s1_des"),
+        sentinel2("int16", resolution_m=10.0, divisor=10000.0, has_mask=False),
+        *(sentinel1(o, S1_FILE_BANDS, "float16", 10.0, S1_SCALING) for o in ("s1_asc", "s1_des")),
     ),
     label=LabelSpec(kind="raster", names=CLASS_NAMES, dtype="uint8", grid_modality="s2"),
     tile_m=1280.0,

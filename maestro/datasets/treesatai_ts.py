@@ -7,16 +7,8 @@ CSVs ``train/val/test.csv`` with the 15 genus area fractions.
 
 from __future__ import annotations
 
-from maestro.datasets.bands import (
-    AERIAL_MODEL_ORDER,
-    AERIAL_NORM_GROUPS,
-    S1_BANDS,
-    S1_NORM_GROUPS,
-    S2_BANDS,
-    S2_NORM_GROUPS,
-    wavelengths,
-)
-from maestro.datasets.spec import DatasetSpec, LabelSpec, ModalitySpec, Scaling, StoreSpec, TaskSpec
+from maestro.datasets.bands import aerial, sentinel1, sentinel2
+from maestro.datasets.spec import DatasetSpec, LabelSpec, Scaling, StoreSpec, TaskSpec
 
 #: Genus columns in the order of MAESTRO's split CSVs (the target vector order).
 GENERA = (
@@ -41,57 +33,17 @@ GENERA = (
 AREA_FRACTION_THRESHOLD = 0.07
 
 AERIAL_FILE_BANDS = ("NIR", "G", "B", "R")
-
-
-def _s1(name: str) -> ModalitySpec:
-    return ModalitySpec(
-        name=name,
-        bands=S1_BANDS,
-        dtype="float32",
-        resolution_m=10.0,
-        patch_size=2,
-        num_dates=4,
-        temporal=True,
-        scaling=Scaling(divisor=5.0, log=True),
-        token_groups=(S1_BANDS,),
-        norm_groups=S1_NORM_GROUPS,
-        fusion_group="s1",
-        wavelengths_um=wavelengths(S1_BANDS),
-    )
+S1_FILE_BANDS = ("VV", "VH")
+#: Linear backscatter: ln(max(x, 1e-10)) / 5.
+S1_SCALING = Scaling(divisor=5.0, log=True)
 
 
 STORE = StoreSpec(
     name="treesatai_ts",
     modalities=(
-        ModalitySpec(
-            name="aerial",
-            bands=AERIAL_FILE_BANDS,
-            dtype="uint8",
-            resolution_m=0.2,
-            patch_size=20,
-            num_dates=1,
-            temporal=False,
-            scaling=Scaling(divisor=255.0),
-            token_groups=(AERIAL_MODEL_ORDER,),
-            norm_groups=AERIAL_NORM_GROUPS,
-            wavelengths_um=wavelengths(AERIAL_FILE_BANDS),
-        ),
-        ModalitySpec(
-            name="s2",
-            bands=S2_BANDS,
-            dtype="float32",
-            resolution_m=10.0,
-            patch_size=2,
-            num_dates=16,
-            temporal=True,
-            scaling=Scaling(divisor=5000.0),
-            token_groups=(S2_BANDS,),
-            norm_groups=S2_NORM_GROUPS,
-            wavelengths_um=wavelengths(S2_BANDS),
-            has_mask=True,
-        ),
-        _s1("s1_asc"),
-        _s1("s1_des"),
+        aerial(AERIAL_FILE_BANDS, resolution_m=0.2, patch_size=20),
+        sentinel2("float32", resolution_m=10.0, divisor=5000.0, has_mask=True),
+        *(sentinel1(o, S1_FILE_BANDS, "float32", 10.0, S1_SCALING) for o in ("s1_asc", "s1_des")),
     ),
     label=LabelSpec(kind="fractions", names=GENERA, dtype="float32"),
     tile_m=60.0,
