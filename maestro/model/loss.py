@@ -8,6 +8,16 @@ from maestro.model.patchify import patches
 from maestro.model.target_norm import normalize_patches
 
 
+def channel_mask(token_mask: torch.Tensor, group_sizes: tuple[int, ...]) -> torch.Tensor:
+    """Expand a token mask ``(B, G, T, L)`` to ``(B, T, L, 1, C)``: a band is masked with its
+    token group (broadcasts over the ``P`` pixels of :func:`patches`)."""
+    group_of_channel = torch.repeat_interleave(
+        torch.arange(len(group_sizes), device=token_mask.device),
+        torch.tensor(group_sizes, device=token_mask.device),
+    )  # [C]
+    return token_mask[:, group_of_channel].permute(0, 2, 3, 1)[:, :, :, None, :]
+
+
 def masked_loss(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -34,11 +44,7 @@ def masked_loss(
     """
     tp = normalize_patches(patches(target.float(), patch), norm_groups, eps)  # [B, T, L, P, C]
     pp = patches(pred.float(), patch)
-    channel_group = torch.repeat_interleave(
-        torch.arange(len(group_sizes), device=pred.device),
-        torch.tensor(group_sizes, device=pred.device),
-    )  # [C]
-    m = token_mask[:, channel_group].permute(0, 2, 3, 1)[:, :, :, None, :]  # [B, T, L, 1, C]
+    m = channel_mask(token_mask, group_sizes)  # [B, T, L, 1, C]
     diff = pp - tp
     err = diff.abs() if kind == "l1" else diff.square()
     count = m.sum() * pp.shape[3]

@@ -16,7 +16,9 @@ from maestro.data.torch_dataset import MaestroDataset
 from maestro.datasets.spec import DatasetSpec
 from maestro.model import MAESTRO, MAEConfig
 from maestro.model.fusion import BandGroups
+from maestro.model.loss import channel_mask
 from maestro.model.patchify import patches
+from maestro.model.target_norm import denormalize_patches
 from maestro.train import checkpoint
 from maestro.train.build import build_mae, model_record
 from maestro.train.config import PhaseConfig
@@ -157,16 +159,8 @@ def reconstruction_example(
         target = batch["inputs"][m][:, :, list(p.perm)].float()
         tp = patches(target, p.patch)  # [1, T, L, P, C]
         pp = patches(out.preds[m].float(), p.patch)
-        recon = pp.clone()
-        for idx in p.norm_groups or ():
-            part = tp[..., list(idx)]
-            mean = part.mean(dim=(-2, -1), keepdim=True)
-            std = torch.sqrt(part.var(dim=(-2, -1), keepdim=True) + model.cfg.norm_eps)
-            recon[..., list(idx)] = pp[..., list(idx)] * std + mean
-        channel_group = torch.repeat_interleave(
-            torch.arange(p.groups), torch.tensor(p.token_sizes)
-        ).to(target.device)
-        mask = out.masks[m][:, channel_group].permute(0, 2, 3, 1)[:, :, :, None, :]  # [1,T,L,1,C]
+        recon = denormalize_patches(pp, tp, p.norm_groups, model.cfg.norm_eps)
+        mask = channel_mask(out.masks[m], p.token_sizes)  # [1, T, L, 1, C]
         shown = torch.where(mask, recon, tp)
         masked_in = torch.where(mask, torch.full_like(tp, float("nan")), tp)
         result[m] = {

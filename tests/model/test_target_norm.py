@@ -5,7 +5,7 @@ import torch
 
 from maestro.model.loss import masked_loss
 from maestro.model.patchify import patches
-from maestro.model.target_norm import normalize_patches
+from maestro.model.target_norm import denormalize_patches, normalize_patches
 
 
 def numpy_group_norm(x, groups, eps):
@@ -80,3 +80,11 @@ def test_masked_loss_token_groups_mask_their_own_bands():
     loss, count = masked_loss(pred, target, mask, (2, 1), 2, None, "l2")
     assert int(count) == 2 * 4
     assert float(loss) == 1.0
+
+
+def test_denormalize_inverts_normalize():
+    x = torch.randn(2, 2, 3, 4, 5, dtype=torch.float64) * 3 + 1
+    groups = ((0, 1), (2, 3, 4))
+    back = denormalize_patches(normalize_patches(x, groups), x, groups)
+    torch.testing.assert_close(back, x)
+    assert denormalize_patches(x, x, None) is x
