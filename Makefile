@@ -32,7 +32,7 @@ $(BIN)/.installed-test: $(BIN)/.installed
 venv: $(BIN)/.installed
 
 run: $(BIN)/.installed
-	$(BIN)/snakemake --profile $(PROFILE) --configfile $(CONFIG) $(SMK_ARGS) all
+	$(BIN)/snakemake --profile $(PROFILE) --configfile $(CONFIG) $(SMK_ARGS) -- all
 
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest

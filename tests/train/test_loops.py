@@ -93,6 +93,11 @@ def test_probe_finetune_scratch(small_stores, catalog_small, tmp_path, dataset):
         model_cfg=model_config(j),
     )  # fmt: skip
     assert scratch["mode"] == "scratch" and "test" in scratch
+    again = run_downstream(
+        "scratch", store, ds, job_phase("finetune", j), 0, tmp_path / "scratch2", RT,
+        model_cfg=model_config(j),
+    )  # fmt: skip
+    assert again["test"] == scratch["test"] and again["val"] == scratch["val"]  # same seed
 
 
 def _cli_pretrain(store, out, epochs):
