@@ -45,6 +45,7 @@ def _runtime(args: argparse.Namespace, job: dict[str, Any]):
         device=args.device or rt.get("device", "auto"),
         gpus=args.gpus,
         threads=args.threads or rt.get("threads"),
+        compile=bool(rt.get("compile", False)),
     )
 
 

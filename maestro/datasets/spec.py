@@ -280,8 +280,9 @@ class DatasetSpec:
 
 #: Store-level keys a config may override (geometry of the tiles and crops).
 STORE_OVERRIDABLE = ("tile_m", "crop_m", "grid_pos_enc")
-#: Modality-level keys a config may override.
-MODALITY_OVERRIDABLE = ("resolution_m", "patch_size", "num_dates")
+#: Modality-level keys a config may override (``embed_key`` shares a tokenizer by name, e.g.
+#: both S1 orbits on one "s1" tokenizer for cross-dataset transfer).
+MODALITY_OVERRIDABLE = ("resolution_m", "patch_size", "num_dates", "embed_key")
 
 
 def apply_overrides(store: StoreSpec, overrides: dict[str, Any] | None) -> StoreSpec:

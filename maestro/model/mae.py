@@ -248,6 +248,13 @@ class MAESTRO(nn.Module):
             out.update(unflatten(seq, x, self.plans, b))
         return out
 
+    def compile_blocks(self) -> None:
+        """``torch.compile`` every Transformer in place (the compute-heavy parts), with dynamic
+        shapes because visible-token counts vary; parameter names are unchanged."""
+        for module in self.modules():
+            if isinstance(module, Transformer):
+                module.compile(dynamic=True)
+
     def drop_decoder(self) -> None:
         """Remove the pretraining-only parts (decoders, projections, mask tokens, pixel heads)."""
         for name in ("decoders", "to_decoder", "pixelify", "mask_tokens"):

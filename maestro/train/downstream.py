@@ -124,6 +124,8 @@ def run_downstream(
         opt, phase.epochs * steps, phase.warmup_frac, phase.warmup_div, phase.final_factor
     )
     ema = EMA(model, ema_momentum(phase.epochs)) if phase.ema else None
+    if runtime.compile:  # after the EMA copy: a compiled module must not be deep-copied
+        model.encoder.compile_blocks()
     kind, key = dataset.task.kind, dataset.task.metric
     log.info(
         "%s %s: %d train items, batch %d, %d steps/epoch, lr_max %.3g",
@@ -208,14 +210,13 @@ def run_downstream(
             log.info("early stop after epoch %d (best %d)", epoch, best["epoch"])
             break
 
-    final = copy.deepcopy(model)
-    final.load_state_dict(best["state"])
-    test = evaluate(final, test_ds, dataset, eval_batch, runtime)
+    model.load_state_dict(best["state"])  # training is over: the model now holds the selection
+    test = evaluate(model, test_ds, dataset, eval_batch, runtime)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "history.csv", history)
     checkpoint.save(
         out_dir / "model.pt",
-        model_record(final, "downstream", rec["model_cfg"], dataset, rec["norm_groups"]),
+        model_record(model, "downstream", rec["model_cfg"], dataset, rec["norm_groups"]),
     )
     metrics = {
         "dataset": dataset.name,

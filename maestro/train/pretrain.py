@@ -54,6 +54,8 @@ def run_pretrain(
     out_dir = Path(out_dir)
     train_ds = MaestroDataset(store_path, dataset, ("train", "val"), train=True, seed=seed)
     model = build_mae(model_cfg, dataset, norm_groups).to(runtime.device)
+    if runtime.compile:
+        model.compile_blocks()
     batch = min(phase.batch_size, len(train_ds))
     steps = steps_per_epoch(len(train_ds), batch, phase.max_steps_per_epoch)
     lr_max = scaled_lr(phase.base_lr, batch)

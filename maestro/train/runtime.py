@@ -21,6 +21,7 @@ class Runtime:
     device: torch.device
     amp: bool
     threads: int
+    compile: bool = False  # torch.compile the Transformer blocks (worth it on CUDA)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The autocast context of this runtime."""
@@ -56,7 +57,7 @@ def make_runtime(
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Runtime(dev, amp=dev.type == "cuda", threads=torch.get_num_threads())
+    return Runtime(dev, amp=dev.type == "cuda", threads=torch.get_num_threads(), compile=compile)
 
 
 def seed_everything(seed: int) -> None:

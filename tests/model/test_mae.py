@@ -141,3 +141,35 @@ def test_analysis_groups_replace_declared_ones(demo_catalog):
     with pytest.raises(ValueError, match="partition"):
         bad = {"s2": (("B2",),)}
         MAESTRO(small_config(), ds.modalities, ds.store.crop_m, ds.store.grid_pos_enc, bad)
+
+
+def test_modalities_share_a_tokenizer_by_key(demo_catalog):
+    from maestro.datasets import catalog
+
+    from .conftest import DEMO_OVERRIDES
+
+    shared = {k: v for k, v in DEMO_OVERRIDES["treesatai_ts"]["modalities"].items()}
+    for orbit in ("s1_asc", "s1_des"):
+        shared[orbit] = {**shared[orbit], "embed_key": "s1"}
+    ds = catalog({"treesatai_ts": {"modalities": shared}}).dataset("treesatai_ts")
+    model = _model(ds)
+    assert sorted(model.patchify) == ["aerial", "s1", "s2"]
+    assert sorted(model.pixelify) == ["aerial", "s1", "s2"]
+    out = model(make_batch(ds))
+    out.loss.backward()
+    assert model.patchify["s1"].proj[0].weight.grad is not None
+    separate = _model(demo_catalog.dataset("treesatai_ts"))
+    n_shared = sum(p.numel() for p in model.patchify.parameters())
+    n_separate = sum(p.numel() for p in separate.patchify.parameters())
+    assert n_separate - n_shared == sum(p.numel() for p in separate.patchify["s1_des"].parameters())
+
+
+def test_compile_switch_compiles_blocks_in_place(demo_catalog):
+    from maestro.model.layers import Transformer
+
+    model = _model(demo_catalog.dataset("pastis_hd"), fusion="group", inter_depth=1)
+    keys = list(model.state_dict())
+    model.compile_blocks()  # lazy: nothing is compiled until the first call
+    blocks = [m for m in model.modules() if isinstance(m, Transformer)]
+    assert blocks and all(m._compiled_call_impl is not None for m in blocks)
+    assert list(model.state_dict()) == keys  # checkpoints are unaffected
