@@ -35,6 +35,7 @@ class Runtime:
             "device": str(self.device),
             "amp_bf16": self.amp,
             "threads": self.threads,
+            "compile": self.compile,
         }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
@@ -43,7 +44,7 @@ class Runtime:
 
 
 def make_runtime(
-    device: str = "auto", gpus: int | None = None, threads: int | None = None
+    device: str = "auto", gpus: int | None = None, threads: int | None = None, compile: bool = False
 ) -> Runtime:
     """Resolve the device: ``auto`` picks CUDA when available and ``gpus`` is not 0."""
     if threads:
