@@ -140,7 +140,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         "pretrain", {"job": job, "dataset": args.dataset, "seed": args.seed}, inputs, t0,
         runtime.describe(), {"metrics": metrics},
     )  # fmt: skip
-    provenance.write(Path(args.out_dir) / "provenance.json", rec)
+    if runtime.dist.is_main:
+        provenance.write(Path(args.out_dir) / "provenance.json", rec)
 
 
 def cmd_downstream(args: argparse.Namespace) -> None:
@@ -162,7 +163,8 @@ def cmd_downstream(args: argparse.Namespace) -> None:
     )  # fmt: skip
     inputs = {"store": args.store_path} | ({"init": args.init} if args.init else {})
     rec = provenance.record(args.mode, config, inputs, t0, runtime.describe(), {"metrics": metrics})
-    provenance.write(Path(args.out_dir) / "provenance.json", rec)
+    if runtime.dist.is_main:
+        provenance.write(Path(args.out_dir) / "provenance.json", rec)
 
 
 def cmd_params(args: argparse.Namespace) -> None:

@@ -89,6 +89,17 @@ def load_mae(path: str | Path, dataset: DatasetSpec) -> tuple[MAESTRO, dict[str,
     return model, record
 
 
+def load_for_downstream(
+    path: str | Path, dataset: DatasetSpec
+) -> tuple[DownstreamModel, dict[str, Any]]:
+    """A downstream model from a probe result, or from a pretrained MAE with a new head."""
+    kind = checkpoint.load(path).get("kind")
+    if kind == "downstream":
+        return load_downstream(path, dataset)
+    mae, record = load_mae(path, dataset)
+    return DownstreamModel(mae, dataset.task, label_px(dataset)), record
+
+
 def load_downstream(
     path: str | Path, dataset: DatasetSpec
 ) -> tuple[DownstreamModel, dict[str, Any]]:

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from maestro.data.torch_dataset import MaestroDataset
 from maestro.datasets.spec import DatasetSpec
 from maestro.model import DownstreamModel, MAEConfig
-from maestro.train import checkpoint
-from maestro.train.build import build_mae, label_px, load_downstream, load_mae, model_record
+from maestro.train import checkpoint, distributed
+from maestro.train.build import build_mae, label_px, load_for_downstream, model_record
 from maestro.train.config import PhaseConfig
 from maestro.train.ema import EMA, ema_momentum
-from maestro.train.loop import Resume, make_loader, progress, steps_per_epoch, write_csv
+from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
 from maestro.train.metrics import make_metric
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
@@ -50,25 +50,30 @@ def task_loss(logits: torch.Tensor, label: torch.Tensor, kind: str) -> torch.Ten
 def evaluate(
     model: DownstreamModel, ds: MaestroDataset, dataset: DatasetSpec, batch: int, runtime: Runtime
 ) -> dict:
-    """Metrics of ``model`` over a whole split (no shuffling, every item, deterministic crops)."""
+    """Metrics of ``model`` over a whole split (every item once, in order, deterministic crops);
+    under DDP each rank evaluates its share and the counts are summed."""
     model.eval()
+    d = runtime.dist
     metric = make_metric(dataset.task.kind, dataset.task.num_classes)
-    loss_sum, n = 0.0, 0
-    for b in make_loader(ds, batch, False, 0, 0, 0):
+    totals = torch.zeros(2, dtype=torch.float64)  # loss sum, items
+    for b in distributed.eval_loader(ds, batch, d):
         b = to_device(b, runtime.device)
         with runtime.autocast():
             logits = model(b)
-        loss_sum += float(task_loss(logits, b["label"], dataset.task.kind)) * len(b["index"])
-        n += len(b["index"])
+        n = len(b["index"])
+        totals += torch.tensor([float(task_loss(logits, b["label"], dataset.task.kind)) * n, n])
         metric.update(logits, b["label"])
-    return {**metric.compute(), "loss": loss_sum / max(n, 1), "items": n}
+    metric.reduce(d)
+    loss_sum, n = distributed.sum_(totals, d).tolist()
+    return {**metric.compute(), "loss": loss_sum / max(n, 1), "items": int(n)}
 
 
 def build_model(
     mode: str, dataset: DatasetSpec, init: str | Path | None, model_cfg: MAEConfig | None
 ) -> tuple[DownstreamModel, dict]:
-    """The starting model of a mode: from a pretrained MAE (probe), a probe result
-    (finetune) or random weights (scratch). Returns the model and its config record."""
+    """The starting model of a mode: a pretrained MAE with a new head (probe, or fine-tune
+    without probe), a probe result (fine-tune) or random weights (scratch). Returns the model
+    and the record of its architecture."""
     if mode == "scratch":
         if model_cfg is None:
             raise ValueError("scratch training needs a model config")
@@ -76,11 +81,7 @@ def build_model(
         return model, {"model_cfg": model_cfg, "norm_groups": None}
     if init is None:
         raise ValueError(f"{mode} needs an initial checkpoint")
-    if mode == "probe":
-        mae, record = load_mae(init, dataset)
-        model = DownstreamModel(mae, dataset.task, label_px(dataset))
-    else:
-        model, record = load_downstream(init, dataset)
+    model, record = load_for_downstream(init, dataset)
     cfg = MAEConfig(**record["model_cfg"])
     groups = {k: tuple(tuple(g) for g in v) for k, v in record.get("norm_groups", {}).items()}
     return model, {"model_cfg": cfg, "norm_groups": groups or None}
@@ -100,9 +101,13 @@ def run_downstream(
     fingerprint: str = "",
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train ``mode`` on the train split, select on val, test; write :data:`OUTPUTS`."""
+    """Train ``mode`` on the train split, select on val, test; write :data:`OUTPUTS`.
+
+    Under torchrun every rank trains on its share of each epoch (DDP); rank 0 writes.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {MODES}")
+    d = runtime.dist
     seed_everything(seed)
     out_dir = Path(out_dir)
     model, rec = build_model(mode, dataset, init, model_cfg)
@@ -115,10 +120,10 @@ def run_downstream(
     train_ds = MaestroDataset(store_path, dataset, ("train",), train=True, seed=seed)
     val_ds = MaestroDataset(store_path, dataset, ("val",), train=False, seed=seed)
     test_ds = MaestroDataset(store_path, dataset, ("test",), train=False, seed=seed)
-    batch = min(phase.batch_size, len(train_ds))
+    batch = min(phase.batch_size, len(train_ds) // d.world)
     eval_batch = phase.eval_batch_size or batch
-    steps = steps_per_epoch(len(train_ds), batch, phase.max_steps_per_epoch)
-    lr_max = scaled_lr(phase.base_lr, batch)
+    steps = steps_per_epoch(len(train_ds) // d.world, batch, phase.max_steps_per_epoch)
+    lr_max = scaled_lr(phase.base_lr, batch * d.world)
     opt = build_optimizer(model, lr_max, phase.betas, phase.weight_decay)
     sched = build_scheduler(
         opt, phase.epochs * steps, phase.warmup_frac, phase.warmup_div, phase.final_factor
@@ -126,18 +131,14 @@ def run_downstream(
     ema = EMA(model, ema_momentum(phase.epochs)) if phase.ema else None
     if runtime.compile:  # after the EMA copy: a compiled module must not be deep-copied
         model.encoder.compile_blocks()
+    step_model = distributed.wrap(model, runtime.device, d)
     kind, key = dataset.task.kind, dataset.task.metric
     log.info(
-        "%s %s: %d train items, batch %d, %d steps/epoch, lr_max %.3g",
-        mode,
-        dataset.name,
-        len(train_ds),
-        batch,
-        steps,
-        lr_max,
-    )
+        "%s %s: %d train items, batch %d x %d ranks, %d steps/epoch, lr_max %.3g",
+        mode, dataset.name, len(train_ds), batch, d.world, steps, lr_max,
+    )  # fmt: skip
 
-    resume = Resume(work_dir, fingerprint)
+    resume = Resume(work_dir, fingerprint, d)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": -1.0, "epoch": -1, "state": None, "val": None}
     start, bad_epochs = 0, 0
@@ -147,54 +148,48 @@ def run_downstream(
         sched.load_state_dict(state["scheduler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
-        checkpoint.set_rng_state(state["rng"])
+        resume.restore_rng(state)
         history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
         start = state["epoch"] + 1
 
     for epoch in range(start, phase.epochs):
         t0 = time.time()
         train_ds.set_epoch(epoch)
-        model.train()
+        loader = distributed.train_loader(
+            train_ds, batch, seed, epoch, phase.num_workers, d, seed * 100_003 + epoch
+        )
         loss_sum = 0.0
-        for i, b in enumerate(
-            progress(
-                make_loader(train_ds, batch, True, seed, epoch, phase.num_workers),
-                steps,
-                f"{mode} {epoch}",
-            )
-        ):
+        step_model.train()
+        for i, b in enumerate(progress(loader, steps, f"{mode} {epoch}")):
             if i >= steps:
                 break
             b = to_device(b, runtime.device)
             with runtime.autocast():
-                logits = model(b, frozen=frozen)
+                logits = step_model(b, frozen=frozen)
             loss = task_loss(logits, b["label"], kind)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             loss_sum += float(loss.detach())
+        train_loss = float(distributed.sum_(torch.tensor([loss_sum / steps]), d)[0]) / d.world
         if ema is not None:
             ema.update(model)
         eval_model = ema.model if ema is not None else model
         val = evaluate(eval_model, val_ds, dataset, eval_batch, runtime)
         row = {
             "epoch": epoch,
-            "train_loss": loss_sum / steps,
+            "train_loss": train_loss,
             "val_loss": val["loss"],
             f"val_{key}": val[key],
         }
         row |= {"lr": sched.get_last_lr()[0], "time_s": round(time.time() - t0, 3)}
         history.append(row)
-        log.info("epoch %d: train loss %.4f, val %s %.4f", epoch, row["train_loss"], key, val[key])
+        log.info("epoch %d: train loss %.4f, val %s %.4f", epoch, train_loss, key, val[key])
         # probe keeps the last epoch; finetune/scratch keep the best validation epoch
         if phase.patience is None or val[key] > best["score"]:
-            best = {
-                "score": val[key],
-                "epoch": epoch,
-                "state": copy.deepcopy(eval_model.state_dict()),
-                "val": val,
-            }
+            state_copy = copy.deepcopy(eval_model.state_dict())
+            best = {"score": val[key], "epoch": epoch, "state": state_copy, "val": val}
             bad_epochs = 0
         else:
             bad_epochs += 1
@@ -203,32 +198,31 @@ def run_downstream(
                 "epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs,
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema else None,
-                "rng": checkpoint.rng_state(),
             }
         )  # fmt: skip
         if phase.patience is not None and bad_epochs >= phase.patience:
             log.info("early stop after epoch %d (best %d)", epoch, best["epoch"])
             break
 
+    distributed.check_in_sync(model, d)
     model.load_state_dict(best["state"])  # training is over: the model now holds the selection
     test = evaluate(model, test_ds, dataset, eval_batch, runtime)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(out_dir / "history.csv", history)
-    checkpoint.save(
-        out_dir / "model.pt",
-        model_record(model, "downstream", rec["model_cfg"], dataset, rec["norm_groups"]),
-    )
     metrics = {
         "dataset": dataset.name,
         "mode": mode,
         "metric": key,
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
+        "world_size": d.world,
         "val": best["val"],
         "test": test,
         "train_items": len(train_ds),
-    }
-    metrics |= dict(meta or {})
-    write_json(out_dir / "metrics.json", metrics)
+    } | dict(meta or {})
+    if d.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_csv(out_dir / "history.csv", history)
+        record = model_record(model, "downstream", rec["model_cfg"], dataset, rec["norm_groups"])
+        checkpoint.save(out_dir / "model.pt", record)
+        write_json(out_dir / "metrics.json", metrics)
     resume.clear()
     return metrics

@@ -11,30 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from maestro.train import checkpoint
+from maestro.train import checkpoint, distributed
+from maestro.train.distributed import Dist
 from maestro.utils.atomic import write_text
 
 log = logging.getLogger(__name__)
-
-
-def make_loader(
-    ds: Dataset, batch_size: int, shuffle: bool, seed: int, epoch: int, num_workers: int
-) -> DataLoader:
-    """A loader whose shuffling depends only on ``(seed, epoch)``; training drops the last batch."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle,
-        num_workers=num_workers,
-        generator=generator,
-        persistent_workers=False,
-    )
 
 
 def steps_per_epoch(n_items: int, batch_size: int, cap: int | None) -> int:
@@ -58,9 +41,12 @@ class Resume:
     from stale state.
     """
 
-    def __init__(self, work_dir: str | Path | None, fingerprint: str) -> None:
+    def __init__(
+        self, work_dir: str | Path | None, fingerprint: str, d: Dist | None = None
+    ) -> None:
         self.dir = Path(work_dir) if work_dir else None
         self.fingerprint = fingerprint
+        self.dist = d or Dist()
 
     @property
     def path(self) -> Path | None:
@@ -79,14 +65,24 @@ class Resume:
         return payload
 
     def save(self, payload: dict[str, Any]) -> None:
-        """Store the payload (with the fingerprint)."""
-        if self.path is not None:
+        """Store the payload with the fingerprint and every rank's RNG state (rank 0 writes)."""
+        rng = distributed.gather(checkpoint.rng_state(), self.dist)
+        if self.path is not None and self.dist.is_main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            checkpoint.save(self.path, {**payload, "fingerprint": self.fingerprint})
+            checkpoint.save(self.path, {**payload, "rng": rng, "fingerprint": self.fingerprint})
+        distributed.barrier(self.dist)
+
+    def restore_rng(self, payload: dict[str, Any]) -> None:
+        """Put back this rank's RNG state (rank 0's if the world size changed)."""
+        states = payload["rng"]
+        checkpoint.set_rng_state(
+            states[self.dist.rank] if len(states) == self.dist.world else states[0]
+        )
 
     def clear(self) -> None:
         """Remove the work directory once the outputs are written."""
-        if self.dir is not None:
+        distributed.barrier(self.dist)
+        if self.dir is not None and self.dist.is_main:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from maestro.train.distributed import Dist, sum_
+
 
 class MultiLabelMetric:
     """Multi-label F1 from per-class TP/FP/FN counts at a sigmoid threshold of 0.5.
@@ -27,6 +29,10 @@ class MultiLabelMetric:
         self.tp += (pred & true).sum(0).double().cpu()
         self.fp += (pred & ~true).sum(0).double().cpu()
         self.fn += (~pred & true).sum(0).double().cpu()
+
+    def reduce(self, d: Dist) -> None:
+        """Sum the counts of every rank (after each rank saw its share of the split)."""
+        self.tp, self.fp, self.fn = sum_(torch.stack([self.tp, self.fp, self.fn]), d)
 
     def compute(self) -> dict[str, float]:
         """``weighted_f1``, ``macro_f1`` and per-class ``f1``."""
@@ -59,6 +65,10 @@ class SegmentationMetric:
         valid = true != self.ignore_index
         idx = true[valid] * self.k + pred[valid]
         self.confusion += torch.bincount(idx, minlength=self.k * self.k).reshape(self.k, self.k)
+
+    def reduce(self, d: Dist) -> None:
+        """Sum the confusion matrices of every rank."""
+        self.confusion = sum_(self.confusion, d)
 
     def compute(self) -> dict[str, float]:
         """``miou``, ``overall_accuracy``, ``mean_f1`` and per-class ``iou``."""

@@ -19,10 +19,10 @@ from maestro.model.fusion import BandGroups
 from maestro.model.loss import channel_mask
 from maestro.model.patchify import patches
 from maestro.model.target_norm import denormalize_patches
-from maestro.train import checkpoint
+from maestro.train import checkpoint, distributed
 from maestro.train.build import build_mae, model_record
 from maestro.train.config import PhaseConfig
-from maestro.train.loop import Resume, make_loader, progress, steps_per_epoch, write_csv
+from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
 from maestro.utils.atomic import atomic_path, write_json
@@ -48,57 +48,48 @@ def run_pretrain(
 ) -> dict[str, Any]:
     """Pretrain on the train + val splits and write :data:`OUTPUTS` to ``out_dir``.
 
+    Under torchrun every rank trains on its share of each epoch (DDP); rank 0 writes.
     Returns the metrics written to ``metrics.json``.
     """
+    d = runtime.dist
     seed_everything(seed)
     out_dir = Path(out_dir)
     train_ds = MaestroDataset(store_path, dataset, ("train", "val"), train=True, seed=seed)
     model = build_mae(model_cfg, dataset, norm_groups).to(runtime.device)
     if runtime.compile:
         model.compile_blocks()
-    batch = min(phase.batch_size, len(train_ds))
-    steps = steps_per_epoch(len(train_ds), batch, phase.max_steps_per_epoch)
-    lr_max = scaled_lr(phase.base_lr, batch)
+    step_model = distributed.wrap(model, runtime.device, d)
+    if d.active:
+        torch.manual_seed(seed + 7919 * d.rank)  # one masking stream per rank
+    batch = min(phase.batch_size, len(train_ds) // d.world)
+    steps = steps_per_epoch(len(train_ds) // d.world, batch, phase.max_steps_per_epoch)
+    lr_max = scaled_lr(phase.base_lr, batch * d.world)
     opt = build_optimizer(model, lr_max, phase.betas, phase.weight_decay)
     sched = build_scheduler(
         opt, phase.epochs * steps, phase.warmup_frac, phase.warmup_div, phase.final_factor
     )
     log.info(
-        "pretrain %s: %d items, batch %d, %d steps/epoch, lr_max %.3g, params %s",
-        dataset.name, len(train_ds), batch, steps, lr_max, model.num_params(),
+        "pretrain %s: %d items, batch %d x %d ranks, %d steps/epoch, lr_max %.3g, params %s",
+        dataset.name, len(train_ds), batch, d.world, steps, lr_max, model.num_params(),
     )  # fmt: skip
 
-    resume = Resume(work_dir, fingerprint)
+    resume = Resume(work_dir, fingerprint, d)
     history: list[dict[str, Any]] = []
     start = 0
     if (state := resume.load()) is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng"])
+        resume.restore_rng(state)
         history, start = state["history"], state["epoch"] + 1
 
     for epoch in range(start, phase.epochs):
         t0 = time.time()
         train_ds.set_epoch(epoch)
-        loader = make_loader(train_ds, batch, True, seed, epoch, phase.num_workers)
-        model.train()
-        sums: dict[str, float] = {}
-        for i, b in enumerate(progress(loader, steps, f"pretrain {epoch}")):
-            if i >= steps:
-                break
-            b = to_device(b, runtime.device)
-            with runtime.autocast():
-                out = model(b)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            opt.step()
-            sched.step()
-            for k, v in {
-                "loss": out.loss,
-                **{f"loss_{m}": x for m, x in out.losses.items()},
-            }.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        loader = distributed.train_loader(
+            train_ds, batch, seed, epoch, phase.num_workers, d, seed * 100_003 + epoch
+        )
+        sums = _train_epoch(step_model, opt, sched, loader, steps, runtime, f"pretrain {epoch}")
         row = {"epoch": epoch, "step": (epoch + 1) * steps, "lr": sched.get_last_lr()[0]}
         row |= {k: v / steps for k, v in sums.items()} | {"time_s": round(time.time() - t0, 3)}
         history.append(row)
@@ -107,35 +98,66 @@ def run_pretrain(
             {
                 "epoch": epoch, "history": history, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": checkpoint.rng_state(),
             }
         )  # fmt: skip
 
-    recon = reconstruction_example(model, store_path, dataset, seed, runtime)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with_suffix = {f"{m}__{k}": v for m, d in recon.items() for k, v in d.items()}
-    with atomic_path(out_dir / "reconstruction.npz") as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **with_suffix)
-    write_csv(out_dir / "history.csv", history)
-    checkpoint.save(
-        out_dir / "model.pt", model_record(model, "mae", model_cfg, dataset, norm_groups)
-    )
+    distributed.check_in_sync(model, d)
     metrics = {
         "dataset": dataset.name,
         "phase": "pretrain",
         "epochs": phase.epochs,
         "steps": phase.epochs * steps,
+        "world_size": d.world,
         "final_loss": history[-1]["loss"] if history else None,
         "final_losses": {
             k[5:]: v for k, v in (history[-1] if history else {}).items() if k.startswith("loss_")
         },
         "params": model.num_params(),
         "train_items": len(train_ds),
-    }
-    metrics |= dict(meta or {})
-    write_json(out_dir / "metrics.json", metrics)
+    } | dict(meta or {})
+    if d.is_main:
+        recon = reconstruction_example(model, store_path, dataset, seed, runtime)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        arrays = {f"{m}__{k}": v for m, parts in recon.items() for k, v in parts.items()}
+        with atomic_path(out_dir / "reconstruction.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        write_csv(out_dir / "history.csv", history)
+        record = model_record(model, "mae", model_cfg, dataset, norm_groups)
+        checkpoint.save(out_dir / "model.pt", record)
+        write_json(out_dir / "metrics.json", metrics)
     resume.clear()
     return metrics
+
+
+def _train_epoch(
+    step_model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    loader: Any,
+    steps: int,
+    runtime: Runtime,
+    desc: str,
+) -> dict[str, float]:
+    """One epoch of masked reconstruction; returns the loss sums (averaged over ranks)."""
+    step_model.train()
+    names: list[str] = []
+    sums: torch.Tensor | None = None
+    for i, b in enumerate(progress(loader, steps, desc)):
+        if i >= steps:
+            break
+        b = to_device(b, runtime.device)
+        with runtime.autocast():
+            out = step_model(b)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        sched.step()
+        losses = {"loss": out.loss, **{f"loss_{m}": x for m, x in out.losses.items()}}
+        values = torch.stack([v.detach().float() for v in losses.values()]).cpu().double()
+        names, sums = list(losses), values if sums is None else sums + values
+    assert sums is not None
+    sums = distributed.sum_(sums, runtime.dist) / runtime.dist.world
+    return dict(zip(names, sums.tolist(), strict=True))
 
 
 @torch.no_grad()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from maestro.train import distributed
+from maestro.train.distributed import Dist
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Runtime:
     amp: bool
     threads: int
     compile: bool = False  # torch.compile the Transformer blocks (worth it on CUDA)
+    dist: Dist = field(default_factory=Dist)  # rank and world size under torchrun / srun
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The autocast context of this runtime."""
@@ -36,6 +40,7 @@ class Runtime:
             "amp_bf16": self.amp,
             "threads": self.threads,
             "compile": self.compile,
+            "world_size": self.dist.world,
         }
         if self.device.type == "cuda":
             info["gpu"] = torch.cuda.get_device_name(self.device)
@@ -55,10 +60,15 @@ def make_runtime(
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    d = distributed.init(dev.type)
     if dev.type == "cuda":
+        if d.active:  # one GPU per process
+            dev = torch.device("cuda", d.local_rank)
+        torch.cuda.set_device(dev)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Runtime(dev, amp=dev.type == "cuda", threads=torch.get_num_threads(), compile=compile)
+    threads = torch.get_num_threads()
+    return Runtime(dev, amp=dev.type == "cuda", threads=threads, compile=compile, dist=d)
 
 
 def seed_everything(seed: int) -> None:
