@@ -100,22 +100,24 @@ def test_probe_finetune_scratch(small_stores, catalog_small, tmp_path, dataset):
     assert again["test"] == scratch["test"] and again["val"] == scratch["val"]  # same seed
 
 
-def _cli_pretrain(store, out, epochs):
-    j = job({"epochs": epochs, "batch_size": 2, "base_lr": 1e-3})
+def _cli(command: str, store, out, epochs: int):
+    j = job({"epochs": epochs, "batch_size": 2, "base_lr": 1e-3, "patience": 10})
+    extra = ["--mode", "scratch"] if command == "downstream" else []
     cmd = [
-        sys.executable, "-m", "maestro.cli", "pretrain", "--dataset", "treesatai_ts",
+        sys.executable, "-m", "maestro.cli", command, *extra, "--dataset", "treesatai_ts",
         "--store-path", str(store), "--out-dir", str(out), "--seed", "0", "--device", "cpu",
         "--threads", "1", "--job", json.dumps(j),
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path):
+@pytest.mark.parametrize("command", ["pretrain", "downstream"])
+def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path, command):
     store = small_stores["treesatai_ts"]
     epochs = 4
-    assert _cli_pretrain(store, tmp_path / "full", epochs).wait(timeout=300) == 0
+    assert _cli(command, store, tmp_path / "full", epochs).wait(timeout=300) == 0
 
-    proc = _cli_pretrain(store, tmp_path / "killed", epochs)
+    proc = _cli(command, store, tmp_path / "killed", epochs)
     last = tmp_path / "killed" / ".work" / "last.pt"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -127,7 +129,7 @@ def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path):
     proc.wait()
     assert not (tmp_path / "killed" / "model.pt").exists()
 
-    resumed = _cli_pretrain(store, tmp_path / "killed", epochs)
+    resumed = _cli(command, store, tmp_path / "killed", epochs)
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err.decode()[-2000:]
     assert b"resuming from" in err
@@ -137,6 +139,10 @@ def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path):
     a = checkpoint.load(tmp_path / "full" / "model.pt")["state_dict"]
     b = checkpoint.load(tmp_path / "killed" / "model.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    if command == "downstream":
+        ma = json.loads((tmp_path / "full" / "metrics.json").read_text())
+        mb = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+        assert ma["test"] == mb["test"] and ma["best_epoch"] == mb["best_epoch"]
     prov = json.loads((tmp_path / "killed" / "provenance.json").read_text())
     assert prov["inputs"]["store"]["sha256"] and prov["config_hash"]
     assert {"sha", "dirty"} <= set(prov["git"]) and prov["packages"]["torch"]
