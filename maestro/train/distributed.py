@@ -1,9 +1,10 @@
-"""Data-parallel training across processes (DDP), launched by ``torchrun`` (or ``srun``).
+"""Data-parallel training across processes (DDP), launched by ``torchrun`` or ``srun``.
 
 One process per device. ``torchrun --nproc_per_node=N -m maestro.cli pretrain ...`` sets
-``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address; :func:`init` opens the
-process group (NCCL on CUDA, gloo on CPU). Without those variables everything runs in one
-process and every helper here is a no-op.
+``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address; under ``srun`` they are
+derived from SLURM's task variables. :func:`init` opens the process group (NCCL on CUDA,
+gloo on CPU). Without those variables everything runs in one process and every helper here
+is a no-op.
 
 - Training batches: a :class:`DistributedSampler` (shuffled by ``(seed, epoch)``, last
   incomplete batch dropped); the total batch, which sets the learning rate, is
@@ -44,8 +45,25 @@ class Dist:
         return self.world > 1
 
 
+def _from_slurm() -> None:
+    """Map ``srun``'s task variables to torch's when not launched by torchrun.
+
+    ``srun -n N python -m maestro.cli ...`` then runs N data-parallel tasks; the node that
+    launched them hosts the rendezvous (``MASTER_ADDR``/``MASTER_PORT`` may be set to override).
+    """
+    env = os.environ
+    if "WORLD_SIZE" in env or int(env.get("SLURM_NTASKS", "1")) <= 1 or "SLURM_PROCID" not in env:
+        return
+    env["WORLD_SIZE"] = env["SLURM_NTASKS"]
+    env["RANK"] = env["SLURM_PROCID"]
+    env["LOCAL_RANK"] = env.get("SLURM_LOCALID", "0")
+    env.setdefault("MASTER_ADDR", env.get("SLURM_LAUNCH_NODE_IPADDR", "127.0.0.1"))
+    env.setdefault("MASTER_PORT", str(20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000))
+
+
 def init(device_type: str) -> Dist:
-    """Open the process group when launched by torchrun/srun with ``WORLD_SIZE > 1``."""
+    """Open the process group when launched by torchrun or srun with more than one process."""
+    _from_slurm()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()

@@ -54,3 +54,33 @@ def test_pretrain_and_finetune_with_two_processes(small_stores, tmp_path):
     assert ft["test"]["items"] == len(Store(store).indices("default", ["test"]))
     assert ft["val"]["items"] == len(Store(store).indices("default", ["val"]))
     assert ft["world_size"] == 2 and 0 <= ft["test"]["weighted_f1"] <= 1
+
+
+@pytest.mark.slow
+def test_srun_tasks_form_the_process_group(small_stores, tmp_path):
+    """Two processes with the variables ``srun -n 2`` sets (no torchrun) train together."""
+    import os
+    import socket
+
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    phase = {"epochs": 1, "batch_size": 2, "base_lr": 1e-3}
+    procs = []
+    for rank in range(2):
+        env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+        env |= {
+            "SLURM_NTASKS": "2", "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
+            "SLURM_LAUNCH_NODE_IPADDR": "127.0.0.1", "MASTER_PORT": str(port), "SLURM_JOB_ID": "42",
+        }  # fmt: skip
+        cmd = [
+            sys.executable, "-m", "maestro.cli", "pretrain", "--dataset", "treesatai_ts",
+            "--store-path", str(small_stores["treesatai_ts"]), "--out-dir", str(tmp_path / "o"),
+            "--device", "cpu", "--threads", "1", "--job", json.dumps(job(phase)),
+        ]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True))
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs[0][-2000:] + errs[1][-2000:]
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    prov = json.loads((tmp_path / "o" / "provenance.json").read_text())
+    assert metrics["world_size"] == 2 and prov["host"]["slurm_job_id"] == "42"
