@@ -57,7 +57,7 @@ class CorrelationAccumulator:
 def modality_pixels(store: Store, i: int, spec: ModalitySpec) -> np.ndarray:
     """Pixels of sample ``i`` as ``(N, C_model)`` prepared values; cloudy pixels dropped,
     non-finite values kept (the accumulator skips those rows)."""
-    data, _, invalid = store.read(i, spec.name)
+    data, _, invalid = store.read(i, spec.stored)
     x = prepare(data, spec, fill_nonfinite=False)  # [T, C, H, W] model bands, NaN kept
     pix = np.moveaxis(x, 1, -1)  # [T, H, W, C]
     if invalid is not None:
@@ -113,7 +113,7 @@ def analyze_store(
         "samples": len(idx),
         "modalities": {},
     }
-    for m in spec.modalities:
+    for m in spec.stored_modalities:
         acc = CorrelationAccumulator(m.channels)
         for i in idx:
             acc.update(modality_pixels(store, int(i), m))

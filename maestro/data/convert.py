@@ -153,19 +153,22 @@ def validate_sample(sample: RawSample, ref: SampleRef, store: StoreSpec, root: P
     """
     where = _where(root, ref.sample_id, "")
     _check(sample.sample_id == ref.sample_id, where, f"id {ref.sample_id!r}", sample.sample_id)
-    extra = sorted(set(sample.rasters) - {m.name for m in store.modalities})
-    _check(not extra, where, f"modalities {[m.name for m in store.modalities]}", extra)
-    for m in store.modalities:
+    extra = sorted(set(sample.rasters) - {m.name for m in store.stored_modalities})
+    _check(not extra, where, f"modalities {[m.name for m in store.stored_modalities]}", extra)
+    for m in store.stored_modalities:
         _validate_modality(sample, ref, m, store, root)
     where = _where(root, ref.sample_id, "label")
-    lab = np.asarray(sample.label)
     spec = store.label
-    if spec.kind == "fractions":
+    if spec is None:
+        _check(sample.label is None, where, "no label (the store has none)", "a label")
+    elif spec.kind == "fractions":
+        lab = np.asarray(sample.label)
         shape: tuple[int, ...] = (len(spec.names),)
         _check(lab.shape == shape, where, f"{shape} class fractions", _describe(lab))
         _check(lab.dtype == np.float32, where, "dtype float32", _describe(lab))
     else:
         assert spec.grid_modality is not None
+        lab = np.asarray(sample.label)
         p = store.modality(spec.grid_modality).pixels(store.tile_m)
         _check(lab.shape == (p, p), where, f"raster of shape {(p, p)}", _describe(lab))
         _check(lab.dtype == np.dtype(spec.dtype), where, f"dtype {spec.dtype}", _describe(lab))
@@ -208,7 +211,7 @@ def _order(refs: list[SampleRef], store: StoreSpec, root: Path) -> list[SampleRe
 
 def _tmax(refs: list[SampleRef], store: StoreSpec, root: Path) -> dict[str, int]:
     out = {}
-    for m in store.modalities:
+    for m in store.stored_modalities:
         if not m.temporal:
             out[m.name] = 1
             continue
@@ -258,12 +261,13 @@ def _rows(sample: RawSample, ref: SampleRef, store: StoreSpec, id_width: int) ->
         "sample_id": encode_ids([ref.sample_id], id_width)[0],
         "ref_date": np.asarray(sample.ref_date, np.int16),
         "bounds": np.asarray(sample.bounds if sample.bounds is not None else [np.nan] * 4),
-        "label": sample.label,
     }
+    if store.label is not None:
+        rows["label"] = sample.label
     for scheme in store.split_schemes:
         split = ref.splits.get(scheme)
         rows[f"split_{scheme}"] = np.int8(NO_SPLIT if split is None else SPLIT_CODES[split])
-    for m in store.modalities:
+    for m in store.stored_modalities:
         x = sample.rasters[m.name]
         rows[f"{m.name}/data"] = x
         rows[f"{m.name}/dates"] = np.asarray(sample.dates[m.name], np.int16)
@@ -310,7 +314,7 @@ def convert(
     train_schemes = {s: [r.splits.get(s) == "train" for r in refs] for s in store.split_schemes}
     stats = {
         m.name: {s: RunningStats(len(m.bands)) for s in store.split_schemes}
-        for m in store.modalities
+        for m in store.stored_modalities
     }
     splits = {
         s: {k: sum(r.splits.get(s) == k for r in refs) for k in SPLIT_CODES}
@@ -326,7 +330,7 @@ def convert(
             sample = reader.read(ref)
             validate_sample(sample, ref, store, root)
             writer.put(_rows(sample, ref, store, id_width))
-            for m in store.modalities:
+            for m in store.stored_modalities:
                 schemes = [s for s in store.split_schemes if train_schemes[s][pos]]
                 if schemes:
                     x = scale(sample.rasters[m.name], m)
@@ -335,7 +339,7 @@ def convert(
                         stats[m.name][s].update(x, inv)
             del sample
         writer.flush()
-        for m in store.modalities:
+        for m in store.stored_modalities:
             group[m.name].attrs.update(
                 {
                     "bands": list(m.bands),

@@ -40,7 +40,8 @@ class RawSample:
         rasters: modality -> ``(T, C, H, W)`` array; T = 1 for single-date modalities.
         dates: modality -> ``(T, 3)`` int16 ``(year, day_of_year, hour)``.
         invalid: masked modality -> ``(T, H, W)`` bool, True where cloud/snow flagged.
-        label: ``(K,)`` float32 area fractions, or ``(H, W)`` raw class raster.
+        label: ``(K,)`` float32 area fractions, ``(H, W)`` raw class raster, or None for a
+            pretraining-only store.
         ref_date: ``(3,)`` int16 reference date of the sample.
         bounds: tile footprint ``(minx, miny, maxx, maxy)`` in the store CRS, if known.
     """
@@ -49,7 +50,7 @@ class RawSample:
     rasters: dict[str, np.ndarray]
     dates: dict[str, np.ndarray]
     invalid: dict[str, np.ndarray]
-    label: np.ndarray
+    label: np.ndarray | None
     ref_date: np.ndarray
     bounds: tuple[float, float, float, float] | None = None
 

@@ -5,10 +5,11 @@ Item ``k`` of a dataset with ``n_tiles`` tiles reads tile ``k % n_tiles`` (MAEST
 - crop: offsets on the common gcd grid (``store.gcd_px``) with a crop of ``store.crop_m``;
   uniform random offsets at training, the deterministic ``repeats x repeats`` tiling at
   evaluation (``r = k // n_tiles``; row ``r // repeats``, column ``r % repeats``);
-- per input modality: the series is cropped, aggregated to ``num_dates``
+- per input modality (read from its stored array, ``ModalitySpec.stored``): the series is
+  cropped, aggregated to ``num_dates``
   (:func:`maestro.data.temporal.select_dates`: random at training, medoid-like at
   evaluation), then scaled, transformed and reordered to model bands
-  (:func:`maestro.data.transforms.prepare`);
+  (:func:`maestro.data.transforms.prepare`), and resized (nearest) to ``image_size`` when set;
 - augmentation (training with ``augment`` only; upstream also augments at eval, §11 item 1):
   flip H, flip W, transpose H<->W, each with p = 0.5, identical for every raster and the label.
 
@@ -19,7 +20,8 @@ before the workers start (i.e. without ``persistent_workers``) to reach them.
 
 Item (torch's default collate batches it as is):
 ``{"inputs": {mod: float32 (N, C, H, W)}, "dates": {mod: int64 (N, 3)}, "ref_date": int64 (3,),
-"label": float32 (K,) multi-hot | int64 (h, w) class ids with -1 = ignore,
+"label": float32 (K,) multi-hot | int64 (h, w) class ids with -1 = ignore (absent for a
+pretraining-only dataset),
 "index": int64 () item index k, "tile": int64 () store sample index}``.
 """
 
@@ -49,8 +51,8 @@ def spec_differences(found: StoreSpec, expected: StoreSpec) -> list[str]:
     diffs = []
     if found.tile_m != expected.tile_m:
         diffs.append(f"tile_m: store {found.tile_m} vs declared {expected.tile_m}")
-    have = {m.name: m for m in found.modalities}
-    for m in expected.modalities:
+    have = {m.name: m for m in found.stored_modalities}
+    for m in expected.stored_modalities:
         if m.name not in have:
             diffs.append(f"{m.name}: missing from the store (has {sorted(have)})")
             continue
@@ -58,11 +60,22 @@ def spec_differences(found: StoreSpec, expected: StoreSpec) -> list[str]:
             a, b = getattr(have[m.name], key), getattr(m, key)
             if a != b:
                 diffs.append(f"{m.name}.{key}: store {a} vs declared {b}")
-    for key in ("kind", "dtype", "grid_modality", "names"):
-        a, b = getattr(found.label, key), getattr(expected.label, key)
-        if a != b:
-            diffs.append(f"label.{key}: store {a} vs declared {b}")
+    if (found.label is None) != (expected.label is None):
+        diffs.append(f"label: store {found.label} vs declared {expected.label}")
+    elif found.label is not None and expected.label is not None:
+        for key in ("kind", "dtype", "grid_modality", "names"):
+            a, b = getattr(found.label, key), getattr(expected.label, key)
+            if a != b:
+                diffs.append(f"label.{key}: store {a} vs declared {b}")
     return diffs
+
+
+def resize(x: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize of every frame ``(N, C, h, w) -> (N, C, size, size)`` (§4.1)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(size, size), mode="nearest")
+    return t.numpy()
 
 
 def _augment(a: np.ndarray, flips: np.ndarray) -> np.ndarray:
@@ -122,10 +135,10 @@ class MaestroDataset(Dataset):
         self.repeats = geo.repeats
         self.gcd = geo.gcd_px
         crop_gcd = self.gcd * geo.crop_m / geo.tile_m
-        if abs(crop_gcd - round(crop_gcd)) > 1e-6 or self.gcd % self.repeats:
+        if abs(crop_gcd - round(crop_gcd)) > 1e-6:
             raise ValueError(
                 f"dataset {dataset.name!r}: crop of {geo.crop_m} m is not a whole number of "
-                f"gcd cells ({self.gcd} per {geo.tile_m} m tile, {self.repeats} crops per side)"
+                f"gcd cells ({self.gcd} per {geo.tile_m} m tile)"
             )
         self.crop_gcd = round(crop_gcd)
         self._store: Store | None = None  # opened lazily, in the process that reads
@@ -155,9 +168,8 @@ class MaestroDataset(Dataset):
         if self.train:
             i, j = rng.integers(0, self.gcd - self.crop_gcd + 1, size=2)
             return int(i), int(j)
-        r = k // len(self.tiles)
-        step = self.gcd // self.repeats
-        return (r // self.repeats) * step, (r % self.repeats) * step
+        r = k // len(self.tiles)  # offsets r * gcd // repeats: S2-NAIP's 0, 12, 25, 38, 51
+        return (r // self.repeats) * self.gcd // self.repeats, (r % self.repeats) * self.gcd // self.repeats
 
     def window(self, modality: str, offset: tuple[int, int]) -> tuple[slice, slice]:
         """Pixel window of ``modality`` for a gcd offset."""
@@ -195,7 +207,7 @@ class MaestroDataset(Dataset):
         offset = self.offsets(k, rng)
         inputs, dates = {}, {}
         for m in self.dataset.modalities:
-            data, when, invalid = self.store.read(tile, m.name)
+            data, when, invalid = self.store.read(tile, m.stored)
             rows, cols = self.window(m.name, offset)
             data = data[..., rows, cols]
             invalid = None if invalid is None else invalid[..., rows, cols]
@@ -203,7 +215,8 @@ class MaestroDataset(Dataset):
                 keep = select_dates(data, invalid, m.num_dates, rng if self.train else None)
             except ValueError as err:
                 raise ValueError(f"{self.store.path}: sample {tile}, {m.name}: {err}") from err
-            inputs[m.name] = prepare(data[keep], m)  # (N, C_model, h, w) float32
+            x = prepare(data[keep], m)  # (N, C_model, h, w) float32
+            inputs[m.name] = resize(x, m.input_px(self.dataset.store.crop_m))
             dates[m.name] = torch.from_numpy(when[keep].astype(np.int64))  # (N, 3)
         flips = rng.random(3) < 0.5 if self.train and self.augment else None
         if flips is not None:
@@ -214,7 +227,7 @@ class MaestroDataset(Dataset):
             },
             "dates": dates,
             "ref_date": torch.from_numpy(self.store.ref_date(tile).astype(np.int64)),
-            "label": self._label(tile, offset, flips),
+            **({"label": self._label(tile, offset, flips)} if self.dataset.task else {}),
             "index": torch.tensor(k, dtype=torch.int64),
             "tile": torch.tensor(tile, dtype=torch.int64),
         }

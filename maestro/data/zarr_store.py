@@ -95,14 +95,16 @@ def layout(spec: StoreSpec, tmax: dict[str, int], id_bytes: int) -> dict[str, Ar
     }
     for scheme in spec.split_schemes:
         out[f"split_{scheme}"] = ArrayLayout((), np.dtype("int8"), False, NO_SPLIT)
-    if spec.label.kind == "fractions":
+    if spec.label is None:
+        pass  # pretraining-only store
+    elif spec.label.kind == "fractions":
         out["label"] = ArrayLayout((len(spec.label.names),), np.dtype("float32"), False)
     else:
         if spec.label.grid_modality is None:
             raise ValueError(f"store {spec.name!r}: a raster label needs a grid_modality")
         p = spec.modality(spec.label.grid_modality).pixels(spec.tile_m)
         out["label"] = ArrayLayout((p, p), np.dtype(spec.label.dtype), True)
-    for m in spec.modalities:
+    for m in spec.stored_modalities:
         t, p = tmax[m.name], m.pixels(spec.tile_m)
         out[f"{m.name}/data"] = ArrayLayout((t, len(m.bands), p, p), np.dtype(m.dtype), True)
         out[f"{m.name}/dates"] = ArrayLayout((t, 3), np.dtype("int16"), True)
@@ -358,6 +360,8 @@ class Store:
 
     def label(self, i: int) -> np.ndarray:
         """``(K,)`` float32 fractions, or ``(P, P)`` raw class raster."""
+        if self.spec.label is None:
+            raise KeyError(f"{self.path}: store {self.spec.name!r} has no labels (pretraining only)")
         return np.asarray(self._array("label")[self._check_index(i)])
 
     def ref_date(self, i: int) -> np.ndarray:

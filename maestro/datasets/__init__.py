@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro.datasets import flair_hub, pastis_hd, treesatai_ts
+from maestro.datasets import flair_hub, pastis_hd, s2_naip, treesatai_ts
 from maestro.datasets.spec import (
     SPLITS,
     Catalog,
@@ -17,7 +17,12 @@ from maestro.datasets.spec import (
     apply_overrides,
 )
 
-_MODULES = {"treesatai_ts": treesatai_ts, "pastis_hd": pastis_hd, "flair_hub": flair_hub}
+_MODULES = {
+    "treesatai_ts": treesatai_ts,
+    "pastis_hd": pastis_hd,
+    "flair_hub": flair_hub,
+    "s2_naip": s2_naip,
+}
 
 #: Store names, in table order.
 STORE_NAMES = tuple(_MODULES)

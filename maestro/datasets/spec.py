@@ -53,6 +53,10 @@ class ModalitySpec:
         wavelengths_um: centre wavelength per band (file order), None where not optical.
         has_mask: the store holds a per-pixel invalid (cloud/snow) mask for this modality.
         transform: optional named transform after scaling ("relative_height" for DEM).
+        image_size: model input side in pixels; the crop is resized to it (nearest) when it
+            differs from the crop's pixels (S2-NAIP's x4 aerial; cross-dataset transfer).
+        source: the stored modality this one reads (its bands and resolution); None = its own
+            array. S2-NAIP's "spot" reads the RGB of the NAIP image stored as "aerial".
     """
 
     name: str
@@ -70,6 +74,8 @@ class ModalitySpec:
     wavelengths_um: tuple[float | None, ...] = ()
     has_mask: bool = False
     transform: str | None = None
+    image_size: int | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         model_bands = [b for g in self.token_groups for b in g]
@@ -92,6 +98,11 @@ class ModalitySpec:
             raise ValueError(f"modality {self.name!r}: bad num_dates {self.num_dates}")
 
     # --- derived properties -------------------------------------------------------------
+    @property
+    def stored(self) -> str:
+        """Name of the store array holding this modality's pixels."""
+        return self.source or self.name
+
     @property
     def group(self) -> str:
         """Fusion group name (own name when not shared with other modalities)."""
@@ -138,12 +149,16 @@ class ModalitySpec:
             )
         return round(px)
 
+    def input_px(self, meters: float) -> int:
+        """Model input side for a crop of ``meters``: ``image_size``, else the crop's pixels."""
+        return self.image_size or self.pixels(meters)
+
     def grid(self, meters: float) -> int:
         """Token grid side for a crop of ``meters``."""
-        px = self.pixels(meters)
+        px = self.input_px(meters)
         if px % self.patch_size:
             raise ValueError(
-                f"modality {self.name!r}: crop of {px} px is not divisible by patch "
+                f"modality {self.name!r}: input of {px} px is not divisible by patch "
                 f"size {self.patch_size}"
             )
         return px // self.patch_size
@@ -175,30 +190,52 @@ class StoreSpec:
         crop_m: side of a training/eval crop in metres (``crop_meters``).
         grid_pos_enc: side of the dataset-level sin-cos grid (positions over ``crop_m``).
         split_schemes: names of the split assignments the store carries.
-        crs: coordinate reference system of the tiles.
+        crs: coordinate reference system of the tiles ("" when it varies per tile).
         ref_date: fixed reference date "YYYYMMDD", or None when it comes from the data.
+        crops_per_side: crops per tile side of the deterministic eval tiling (MAESTRO
+            ``repeats``); None = ``tile_m / crop_m``, which must then be whole.
+
+    A store without ``label`` serves pretraining only (S2-NAIP).
     """
 
     name: str
     modalities: tuple[ModalitySpec, ...]
-    label: LabelSpec
+    label: LabelSpec | None
     tile_m: float
     crop_m: float
     grid_pos_enc: int
     split_schemes: tuple[str, ...] = ("default",)
     crs: str = ""
     ref_date: str | None = None
+    crops_per_side: int | None = None
 
     def __post_init__(self) -> None:
         ratio = self.tile_m / self.crop_m
-        if abs(ratio - round(ratio)) > 1e-6:
+        if self.crops_per_side is None and abs(ratio - round(ratio)) > 1e-6:
             raise ValueError(
                 f"store {self.name!r}: tile {self.tile_m} m is not a whole number of "
                 f"{self.crop_m} m crops"
             )
+        names = {m.name for m in self.modalities}
         for m in self.modalities:
             m.pixels(self.tile_m)
             m.grid(self.crop_m)
+            if m.source is not None:
+                src = next((s for s in self.modalities if s.name == m.source), None)
+                if (
+                    src is None
+                    or src.source is not None
+                    or (src.bands, src.resolution_m)
+                    != (
+                        m.bands,
+                        m.resolution_m,
+                    )
+                ):
+                    raise ValueError(
+                        f"store {self.name!r}: modality {m.name!r} reads {m.source!r}, which "
+                        f"must be a stored modality of {sorted(names)} with the same bands "
+                        "and resolution"
+                    )
 
     def modality(self, name: str) -> ModalitySpec:
         """Look a modality up by name."""
@@ -210,7 +247,12 @@ class StoreSpec:
     @property
     def repeats(self) -> int:
         """Crops per tile side: the deterministic eval tiling is ``repeats x repeats``."""
-        return round(self.tile_m / self.crop_m)
+        return self.crops_per_side or round(self.tile_m / self.crop_m)
+
+    @property
+    def stored_modalities(self) -> tuple[ModalitySpec, ...]:
+        """The modalities with an array of their own in the store."""
+        return tuple(m for m in self.modalities if m.source is None)
 
     @property
     def gcd_px(self) -> int:
@@ -220,7 +262,7 @@ class StoreSpec:
     @property
     def label_resolution_m(self) -> float | None:
         """Pixel size of a raster label (that of its grid modality)."""
-        if self.label.grid_modality is None:
+        if self.label is None or self.label.grid_modality is None:
             return None
         return self.modality(self.label.grid_modality).resolution_m
 
@@ -253,21 +295,32 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A benchmark dataset: a store, its inputs, its split scheme and its task."""
+    """A benchmark dataset: a store, its inputs, its split scheme and its task.
+
+    ``task`` None marks a pretraining-only dataset (S2-NAIP urban). ``pretrain_splits`` are
+    the splits pretraining reads (train + val; S2-NAIP also test).
+    """
 
     name: str
     title: str  # as printed in tables ("TreeSatAI-TS")
     store: StoreSpec
     inputs: tuple[str, ...]
     split_scheme: str
-    task: TaskSpec
+    task: TaskSpec | None
+    pretrain_splits: tuple[str, ...] = ("train", "val")
 
     def __post_init__(self) -> None:
         for name in self.inputs:
             self.store.modality(name)
         if self.split_scheme not in self.store.split_schemes:
             raise ValueError(f"dataset {self.name!r}: unknown split scheme {self.split_scheme}")
-        if self.task.kind == "segmentation" and self.task.ref_modality not in self.inputs:
+        if self.task is not None and self.store.label is None:
+            raise ValueError(f"dataset {self.name!r}: a task needs a store with labels")
+        if (
+            self.task
+            and self.task.kind == "segmentation"
+            and self.task.ref_modality not in self.inputs
+        ):
             raise ValueError(f"dataset {self.name!r}: ref_modality must be an input")
 
     @property
@@ -282,7 +335,7 @@ class DatasetSpec:
 STORE_OVERRIDABLE = ("tile_m", "crop_m", "grid_pos_enc")
 #: Modality-level keys a config may override (``embed_key`` shares a tokenizer by name, e.g.
 #: both S1 orbits on one "s1" tokenizer for cross-dataset transfer).
-MODALITY_OVERRIDABLE = ("resolution_m", "patch_size", "num_dates", "embed_key")
+MODALITY_OVERRIDABLE = ("resolution_m", "patch_size", "num_dates", "embed_key", "image_size")
 
 
 def apply_overrides(store: StoreSpec, overrides: dict[str, Any] | None) -> StoreSpec:
@@ -340,9 +393,10 @@ def store_from_dict(d: dict[str, Any]) -> StoreSpec:
     """Inverse of :func:`to_dict` for a store."""
     d = dict(d)
     d["modalities"] = tuple(modality_from_dict(m) for m in d["modalities"])
-    lab = dict(d["label"])
-    lab["names"] = tuple(lab["names"])
-    d["label"] = LabelSpec(**lab)
+    if d["label"] is not None:
+        lab = dict(d["label"])
+        lab["names"] = tuple(lab["names"])
+        d["label"] = LabelSpec(**lab)
     d["split_schemes"] = tuple(d["split_schemes"])
     return StoreSpec(**d)
 

@@ -46,7 +46,7 @@ def run_pretrain(
     fingerprint: str = "",
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Pretrain on the train + val splits and write :data:`OUTPUTS` to ``out_dir``.
+    """Pretrain on ``dataset.pretrain_splits`` and write :data:`OUTPUTS` to ``out_dir``.
 
     Under torchrun every rank trains on its share of each epoch (DDP); rank 0 writes.
     Returns the metrics written to ``metrics.json``.
@@ -54,7 +54,7 @@ def run_pretrain(
     d = runtime.dist
     seed_everything(seed)
     out_dir = Path(out_dir)
-    train_ds = MaestroDataset(store_path, dataset, ("train", "val"), train=True, seed=seed)
+    train_ds = MaestroDataset(store_path, dataset, dataset.pretrain_splits, train=True, seed=seed)
     model = build_mae(model_cfg, dataset, norm_groups).to(runtime.device)
     if runtime.compile:
         model.compile_blocks()

@@ -37,6 +37,14 @@ SMALL = {
             "s1_des": {"num_dates": 2},
         },
     },
+    "s2_naip": {
+        "modalities": {
+            "aerial": {"resolution_m": 10.0, "patch_size": 4, "image_size": 48},  # 12 -> 48 px
+            "spot": {"resolution_m": 10.0, "patch_size": 4, "image_size": 16},
+            "s2": {"num_dates": 3},
+            "s1": {"num_dates": 2},
+        }
+    },
     "flair_hub": {
         "modalities": {
             "aerial": {"resolution_m": 3.2},  # 32 px
@@ -117,8 +125,8 @@ class FakeReader:
             schemes: dict[str, str | None] = {"default": splits[k]}
             for other in store.split_schemes[1:]:  # a different, partial assignment
                 schemes[other] = [None, "train", "val", "test"][int(rng.integers(0, 4))]
-            ndates = {m.name: int(rng.integers(tlim[0], tlim[1] + 1)) for m in store.modalities}
-            ndates = {m.name: ndates[m.name] for m in store.modalities if m.temporal}
+            ndates = {m.name: int(rng.integers(tlim[0], tlim[1] + 1)) for m in store.stored_modalities}
+            ndates = {m.name: ndates[m.name] for m in store.stored_modalities if m.temporal}
             self._refs.append(SampleRef(f"tile_{k:03d}", schemes, ndates))
 
     def index(self) -> list[SampleRef]:
@@ -140,7 +148,7 @@ class FakeReader:
         """The (deterministic) sample number ``k``."""
         store, rng = self.store, np.random.default_rng([self.seed, k])
         rasters, dates, invalid = {}, {}, {}
-        for m in store.modalities:
+        for m in store.stored_modalities:
             t, p = (ref.ndates[m.name] if m.temporal else 1), m.pixels(store.tile_m)
             rasters[m.name] = _values(rng, m, (t, len(m.bands), p, p))
             doy = np.sort(rng.choice(np.arange(1, 366), size=t, replace=False))
@@ -149,7 +157,9 @@ class FakeReader:
                 cloudy = rng.random(t) < self.cloudy
                 blobs = rng.random((t, p, p)) < 0.3
                 invalid[m.name] = blobs & cloudy[:, None, None]
-        if store.label.kind == "fractions":
+        if store.label is None:
+            label = None
+        elif store.label.kind == "fractions":
             k_cls = len(store.label.names)
             frac = rng.dirichlet(np.full(k_cls, 0.3)).astype(np.float32)
             label = np.where(frac > 0.02, frac, 0).astype(np.float32)
@@ -172,7 +182,7 @@ class FakeReader:
 
     def _corrupt(self, s: RawSample) -> None:
         kind = self.corrupt.get(s.sample_id)
-        first = next(m for m in self.store.modalities if m.temporal)
+        first = next(m for m in self.store.stored_modalities if m.temporal)
         if kind == "bands":
             s.rasters[first.name] = s.rasters[first.name][:, 1:]
         elif kind == "ndates":
@@ -183,7 +193,7 @@ class FakeReader:
         elif kind == "label":
             s.label = s.label[..., :-1]
         elif kind == "mask":
-            m = next(m for m in self.store.modalities if not m.has_mask)
+            m = next(m for m in self.store.stored_modalities if not m.has_mask)
             s.invalid[m.name] = np.zeros(s.rasters[m.name].shape[:1] + s.rasters[m.name].shape[2:])
         elif kind == "missing":
             del s.rasters[first.name]

@@ -27,6 +27,14 @@ DEMO_OVERRIDES = {
             "s1_des": {"patch_size": 4, "num_dates": 2},
         },
     },
+    "s2_naip": {
+        "modalities": {
+            "aerial": {"resolution_m": 5.0, "image_size": 96},  # 24 px crops, x4 -> 6 x 6 tokens
+            "spot": {"resolution_m": 5.0, "image_size": 32},
+            "s2": {"num_dates": 3},
+            "s1": {"num_dates": 2},
+        }
+    },
     "flair_hub": {
         "modalities": {
             "aerial": {"resolution_m": 0.8},
@@ -54,7 +62,7 @@ def make_batch(dataset, batch=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     inputs, dates = {}, {}
     for m in dataset.modalities:
-        px = m.pixels(dataset.store.crop_m)
+        px = m.input_px(dataset.store.crop_m)
         inputs[m.name] = torch.randn(batch, m.num_dates, m.channels, px, px, generator=g)
         days = torch.linspace(20, 340, m.num_dates).round().long()
         d = torch.stack([torch.full_like(days, 2021), days, torch.zeros_like(days)], -1)

@@ -180,3 +180,18 @@ def test_compile_switch_compiles_blocks_in_place(demo_catalog):
     blocks = [m for m in model.modules() if isinstance(m, Transformer)]
     assert blocks and all(m._compiled_call_impl is not None for m in blocks)
     assert list(model.state_dict()) == keys  # checkpoints are unaffected
+
+
+def test_pretraining_only_dataset_with_derived_and_resized_inputs(demo_catalog):
+    ds = demo_catalog.dataset("s2_naip")
+    model = _model(ds, fusion="group", inter_depth=1)
+    assert {m: p.grid for m, p in model.plans.items()} == {"aerial": 6, "spot": 2, "s2": 6, "s1": 6}
+    out = model(make_batch(ds))
+    assert out.preds["aerial"].shape == (2, 1, 4, 96, 96) and out.preds["spot"].shape == (
+        2,
+        1,
+        3,
+        32,
+        32,
+    )
+    assert torch.isfinite(out.loss)
