@@ -43,7 +43,9 @@ class RawSample:
         label: ``(K,)`` float32 area fractions, ``(H, W)`` raw class raster, or None for a
             pretraining-only store.
         ref_date: ``(3,)`` int16 reference date of the sample.
-        bounds: tile footprint ``(minx, miny, maxx, maxy)`` in the store CRS, if known.
+        bounds: tile footprint ``(minx, miny, maxx, maxy)`` in ``crs``, if known.
+        crs: CRS of ``bounds`` when it differs per sample (S2-NAIP UTM zones); None = the
+            store's CRS.
     """
 
     sample_id: str
@@ -53,6 +55,7 @@ class RawSample:
     label: np.ndarray | None
     ref_date: np.ndarray
     bounds: tuple[float, float, float, float] | None = None
+    crs: str | None = None
 
 
 class RawReader(Protocol):
