@@ -90,3 +90,27 @@ def test_bad_variant_row_is_rejected(tmp_path):
     res = snakemake(tmp_path / "wd", demo_config() | {"variants": str(sheet)}, "-n")
     assert res.returncode != 0
     assert "inter_depth=3 needs fusion 'mod' or 'group'" in res.stdout + res.stderr
+
+
+def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
+    import yaml
+
+    from .conftest import REPO
+
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    cfg["variants"] = str(REPO / "config" / "variants.tsv")
+    for src in cfg["sources"].values():
+        src["manifest"] = str(REPO / src["manifest"])
+    res = snakemake(tmp_path, cfg, "-n", "-p", "all")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    counts = _job_counts(out)
+    assert counts["download"] == 3 and counts["convert"] == 3 and "generate_demo" not in counts
+    assert counts["pretrain_mae"] == 4 and counts["finetune_model"] == 4
+    # FLAIR fine-tunes for 100 epochs, TreeSatAI-TS for 50 (MAESTRO_SPEC §6)
+    finetunes = [line for line in out.splitlines() if "--mode finetune" in line]
+    flair = next(line for line in finetunes if "--dataset flair_hub" in line)
+    tsai = next(line for line in finetunes if "--dataset treesatai_ts" in line)
+    assert '"epochs": 100' in flair and '"epochs": 50' in tsai
+    assert '"size": "base"' in tsai
+    assert "maestro.cli download --manifest" in out

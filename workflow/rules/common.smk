@@ -36,10 +36,12 @@ except (ValueError, KeyError) as err:
 
 DATASETS = list(config["datasets"])
 SEEDS = [int(s) for s in config["seeds"]]
-STORES = list(dict.fromkeys(CATALOG.dataset(d).store.name for d in DATASETS))
-for _store in STORES:
-    if _store not in config["sources"]:
-        raise WorkflowError(f"invalid configuration: sources.{_store} is required by the datasets")
+#: Every configured raw source is converted; the benchmark datasets must have theirs.
+STORES = list(config["sources"])
+for _d in DATASETS:
+    if CATALOG.dataset(_d).store.name not in config["sources"]:
+        _s = CATALOG.dataset(_d).store.name
+        raise WorkflowError(f"invalid configuration: sources.{_s} is required by dataset {_d}")
 
 _variants = pd.read_csv(config["variants"], sep="\t", dtype=str, comment="#")
 validate(_variants, "../schemas/variants.schema.yaml")
@@ -70,7 +72,14 @@ wildcard_constraints:
 # --- job configurations ---------------------------------------------------------------------
 
 
-def job(store, *sections, phase=None, cell=None, **extra):
+def phase_of(name, dataset):
+    """A phase section with the dataset's ``by_dataset`` changes applied."""
+    section = dict(config.get(name, {}))
+    specific = section.pop("by_dataset", {}).get(dataset, {})
+    return section | specific
+
+
+def job(store, *sections, phase=None, cell=None, dataset=None, **extra):
     """JSON of the config sections a job depends on (its rerun trigger and provenance).
 
     Only ``store``'s overrides are included, so editing another store reruns nothing here.
@@ -79,7 +88,7 @@ def job(store, *sections, phase=None, cell=None, **extra):
     out = {"overrides": {store: overrides[store]} if store in overrides else {}}
     out |= {s: config[s] for s in sections if s in config}
     if phase is not None:
-        out["phase"] = config.get(phase, {})
+        out["phase"] = phase_of(phase, dataset)
     out |= extra
     if cell is not None:
         out["cell"] = cell
@@ -98,12 +107,20 @@ def store_of(wildcards):
 # --- input functions ------------------------------------------------------------------------
 
 
-def raw_root(wildcards):
-    """The raw distribution of a store: generated for demo sources, as configured otherwise."""
+def raw_dir(wildcards):
+    """Root of a store's raw distribution."""
     src = config["sources"][wildcards.store]
-    if src["kind"] == "demo":
-        return f"data/raw/demo/{wildcards.store}"
-    return src["root"]
+    return {"demo": f"data/raw/demo/{wildcards.store}", "download": f"data/raw/{wildcards.store}"}.get(
+        src["kind"], src.get("root")
+    )
+
+
+def raw_input(wildcards):
+    """What conversion waits for: the generated demo, the download record, or the given root."""
+    src = config["sources"][wildcards.store]
+    if src["kind"] == "download":
+        return f"data/raw/{wildcards.store}/download_manifest.json"
+    return raw_dir(wildcards)
 
 
 def store_path(wildcards):
@@ -124,7 +141,7 @@ def band_groups_arg(wildcards, input):
 def finetune_init(wildcards):
     """Fine-tuning starts from the probe result, or from the pretrained model without probe."""
     base = f"{wildcards.dataset}/{CELL.format(**wildcards)}/seed~{wildcards.seed}"
-    if int(config.get("probe", {}).get("epochs", 10)) > 0:
+    if int(phase_of("probe", wildcards.dataset).get("epochs", 10)) > 0:
         return f"results/probe/{base}/model.pt"
     return f"results/pretrain/{base}/model.pt"
 
@@ -157,12 +174,19 @@ def pretrain_targets():
 
 
 def downstream_metrics():
-    stages = ["finetune"]
-    if int(config.get("probe", {}).get("epochs", 10)) > 0:
-        stages.append("probe")
-    if config["scratch"]:
-        stages.append("scratch")
-    return [p for s in stages for p in cell_paths(s, "metrics.json")]
+    """Metrics files of every downstream job: probe (when it has epochs), fine-tune, scratch."""
+    out = []
+    for d in DATASETS:
+        stages = ["finetune"]
+        if int(phase_of("probe", d).get("epochs", 10)) > 0:
+            stages.append("probe")
+        if config["scratch"]:
+            stages.append("scratch")
+        for stage in stages:
+            out += expand(
+                f"results/{stage}/{d}/{{cell}}/seed~{{seed}}/metrics.json", cell=CELLS, seed=SEEDS
+            )
+    return out
 
 
 def table_targets():

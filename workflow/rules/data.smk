@@ -18,13 +18,37 @@ rule generate_demo:
         "{MAESTRO} generate-demo --store {wildcards.store} --out {output} --job {params.job:q} > {log} 2>&1"
 
 
+rule download:
+    output:
+        "data/raw/{store}/download_manifest.json",
+    params:
+        manifest=lambda wc: config["sources"][wc.store]["manifest"],
+        root=lambda wc, output: os.path.dirname(output[0]),
+        unpinned=lambda wc: "--allow-unpinned" if config["sources"][wc.store].get("allow_unpinned") else "",
+    log:
+        "results/logs/download/{store}.log",
+    benchmark:
+        "results/benchmarks/download/{store}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc, attempt: 1440 * attempt,
+    retries: 2
+    shell:
+        # the raw files live beside the record, outside the declared output: an interrupted
+        # download keeps its .part files and resumes on the next run
+        "{MAESTRO} download --manifest {params.manifest} --out {params.root} {params.unpinned}"
+        " > {log} 2>&1"
+
+
 rule convert:
     input:
-        raw=raw_root,
+        raw=raw_input,
     output:
         directory("results/data/{store}.zarr"),
     params:
         job=lambda wc: job(wc.store, "convert"),
+        raw=raw_dir,
     log:
         "results/logs/convert/{store}.log",
     benchmark:
@@ -34,5 +58,5 @@ rule convert:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{MAESTRO} convert --store {wildcards.store} --raw {input.raw} --out {output}"
-        " --job {params.job:q} > {log} 2>&1"
+        "{MAESTRO} convert --store {wildcards.store} --raw {params.raw} --out {output}"
+        " --workers {threads} --job {params.job:q} > {log} 2>&1"

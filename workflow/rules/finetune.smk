@@ -16,7 +16,9 @@ rule probe:
     output:
         **_downstream_outputs("probe"),
     params:
-        job=lambda wc: job(store_of(wc), "model", "runtime", phase="probe", cell=cell_of(wc)),
+        job=lambda wc: job(
+            store_of(wc), "model", "runtime", phase="probe", cell=cell_of(wc), dataset=wc.dataset
+        ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
         f"results/logs/probe/{{dataset}}/{CELL}/seed~{{seed}}.log",
@@ -40,7 +42,9 @@ rule finetune_model:
     output:
         **_downstream_outputs("finetune"),
     params:
-        job=lambda wc: job(store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc)),
+        job=lambda wc: job(
+            store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc), dataset=wc.dataset
+        ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
         f"results/logs/finetune/{{dataset}}/{CELL}/seed~{{seed}}.log",
@@ -64,7 +68,9 @@ rule train_scratch:
     output:
         **_downstream_outputs("scratch"),
     params:
-        job=lambda wc: job(store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc)),
+        job=lambda wc: job(
+            store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc), dataset=wc.dataset
+        ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
         f"results/logs/scratch/{{dataset}}/{CELL}/seed~{{seed}}.log",

@@ -12,7 +12,9 @@ rule pretrain_mae:
         recon=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/reconstruction.npz",
         provenance=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/provenance.json",
     params:
-        job=lambda wc: job(store_of(wc), "model", "runtime", phase="pretrain", cell=cell_of(wc)),
+        job=lambda wc: job(
+            store_of(wc), "model", "runtime", phase="pretrain", cell=cell_of(wc), dataset=wc.dataset
+        ),
         groups=band_groups_arg,
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
