@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,11 +31,15 @@ from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
 from maestro.train.metrics import make_metric
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
-from maestro.utils.atomic import write_json
+from maestro.utils.atomic import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
 MODES = ("probe", "finetune", "scratch")
+#: Bootstrap resamples of the test items behind each test metric's 95 % interval.
+BOOTSTRAP_SAMPLES = 1000
+#: Test crops whose predicted maps are saved (segmentation), for the figures.
+PREDICTION_EXAMPLES = 4
 #: Outputs of a downstream job, relative to its output directory.
 OUTPUTS = ("model.pt", "history.csv", "metrics.json")
 
@@ -48,13 +53,19 @@ def task_loss(logits: torch.Tensor, label: torch.Tensor, kind: str) -> torch.Ten
 
 @torch.no_grad()
 def evaluate(
-    model: DownstreamModel, ds: MaestroDataset, dataset: DatasetSpec, batch: int, runtime: Runtime
+    model: DownstreamModel,
+    ds: MaestroDataset,
+    dataset: DatasetSpec,
+    batch: int,
+    runtime: Runtime,
+    bootstrap: int = 0,
 ) -> dict:
     """Metrics of ``model`` over a whole split (every item once, in order, deterministic crops);
-    under DDP each rank evaluates its share and the counts are summed."""
+    under DDP each rank evaluates its share and the counts are summed. ``bootstrap > 0`` adds
+    a 95 % interval of the headline metric from that many resamples of the items."""
     model.eval()
     d = runtime.dist
-    metric = make_metric(dataset.task.kind, dataset.task.num_classes)
+    metric = make_metric(dataset.task.kind, dataset.task.num_classes, keep_items=bootstrap > 0)
     totals = torch.zeros(2, dtype=torch.float64)  # loss sum, items
     for b in distributed.eval_loader(ds, batch, d):
         b = to_device(b, runtime.device)
@@ -65,7 +76,32 @@ def evaluate(
         metric.update(logits, b["label"])
     metric.reduce(d)
     loss_sum, n = distributed.sum_(totals, d).tolist()
-    return {**metric.compute(), "loss": loss_sum / max(n, 1), "items": int(n)}
+    out = {**metric.compute(), "loss": loss_sum / max(n, 1), "items": int(n)}
+    if bootstrap:
+        out["bootstrap"] = metric.bootstrap(bootstrap)
+    return out
+
+
+@torch.no_grad()
+def prediction_examples(
+    model: DownstreamModel, ds: MaestroDataset, dataset: DatasetSpec, n: int, runtime: Runtime
+) -> dict[str, np.ndarray]:
+    """The first ``n`` test items of a segmentation task: label and predicted class maps
+    ``(n, h, w)`` and the reference modality's first date ``(n, C, H, W)`` with its bands."""
+    model.eval()
+    ref = dataset.task.ref_modality
+    items = [ds[k] for k in range(min(n, len(ds)))]
+    batch = to_device(torch.utils.data.default_collate(items), runtime.device)
+    with runtime.autocast():
+        pred = model(batch).argmax(1)
+    spec = dataset.store.modality(ref)
+    return {
+        "label": batch["label"].cpu().numpy().astype(np.int16),
+        "prediction": pred.cpu().numpy().astype(np.int16),
+        "image": batch["inputs"][ref][:, 0].float().cpu().numpy(),
+        "bands": np.array(spec.model_bands),
+        "classes": np.array(dataset.task.classes),
+    }
 
 
 def build_model(
@@ -206,7 +242,7 @@ def run_downstream(
 
     distributed.check_in_sync(model, d)
     model.load_state_dict(best["state"])  # training is over: the model now holds the selection
-    test = evaluate(model, test_ds, dataset, eval_batch, runtime)
+    test = evaluate(model, test_ds, dataset, eval_batch, runtime, bootstrap=BOOTSTRAP_SAMPLES)
     metrics = {
         "dataset": dataset.name,
         "mode": mode,
@@ -223,6 +259,10 @@ def run_downstream(
         write_csv(out_dir / "history.csv", history)
         record = model_record(model, "downstream", rec["model_cfg"], dataset, rec["norm_groups"])
         checkpoint.save(out_dir / "model.pt", record)
+        if kind == "segmentation":
+            examples = prediction_examples(model, test_ds, dataset, PREDICTION_EXAMPLES, runtime)
+            with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, **examples)
         write_json(out_dir / "metrics.json", metrics)
     resume.clear()
     return metrics

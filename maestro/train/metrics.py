@@ -1,48 +1,142 @@
-"""Downstream metrics, accumulated over an epoch (MAESTRO_SPEC §5.4).
+"""Downstream metrics, accumulated over an epoch (MAESTRO_SPEC §5.4), with bootstrap intervals.
 
-Values are fractions in [0, 1]; tables print them in %.
+Values are fractions in [0, 1]; tables print them in %. Each metric is a function of summed
+per-item counts (TP/FP/FN per class, or a confusion matrix), so a bootstrap replicate is the
+same formula applied to counts summed over items drawn with replacement.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from maestro.train.distributed import Dist, sum_
+from maestro.train.distributed import Dist, gather, sum_
+
+
+def f1_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class F1, support-weighted F1 (the paper's wF1) and macro F1 over supported classes.
+
+    Inputs ``(..., K)``; outputs ``f1`` ``(..., K)`` and ``weighted_f1``, ``macro_f1`` ``(...)``.
+    """
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(denom, dtype=np.float64), where=denom > 0)
+    support = tp + fn
+    total = support.sum(-1)
+    weighted = np.divide(
+        (f1 * support).sum(-1), total, out=np.zeros_like(total, np.float64), where=total > 0
+    )
+    present = support > 0
+    n_present = present.sum(-1)
+    macro = np.divide(
+        (f1 * present).sum(-1), n_present, out=np.zeros(n_present.shape), where=n_present > 0
+    )
+    return {"f1": f1, "weighted_f1": weighted, "macro_f1": macro}
+
+
+def iou_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class IoU and F1, mIoU and mean F1 over classes present in the ground truth, and
+    overall accuracy, from confusion matrices ``(..., K, K)`` indexed ``[true, pred]``."""
+    c = confusion.astype(np.float64)
+    tp = np.diagonal(c, axis1=-2, axis2=-1)
+    fp = c.sum(-2) - tp
+    fn = c.sum(-1) - tp
+    present = (tp + fn) > 0
+    iou = np.divide(tp, tp + fp + fn, out=np.zeros_like(tp), where=(tp + fp + fn) > 0)
+    f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
+    n_present = present.sum(-1)
+    total = c.sum((-2, -1))
+
+    def mean_present(v: np.ndarray) -> np.ndarray:
+        return np.divide(
+            (v * present).sum(-1), n_present, out=np.zeros(n_present.shape), where=n_present > 0
+        )
+
+    return {
+        "iou": iou,
+        "present": present,
+        "miou": mean_present(iou),
+        "mean_f1": mean_present(f1),
+        "overall_accuracy": np.divide(
+            tp.sum(-1), total, out=np.zeros(total.shape), where=total > 0
+        ),
+    }
+
+
+def bootstrap(
+    items: np.ndarray, statistic, n: int = 1000, seed: int = 0, block: int = 100
+) -> np.ndarray:
+    """``n`` bootstrap replicates of ``statistic(summed counts)`` over items drawn with replacement.
+
+    Args:
+        items: ``(N, ...)`` per-item counts.
+        statistic: maps summed counts ``(R, ...)`` to ``(R,)`` values.
+        n: replicates; ``seed``: their RNG seed; ``block``: replicates per matrix product.
+    """
+    rng = np.random.default_rng(seed)
+    flat = items.reshape(len(items), -1).astype(np.float64)
+    out = []
+    for start in range(0, n, block):
+        r = min(block, n - start)
+        draws = rng.multinomial(len(items), np.full(len(items), 1.0 / len(items)), size=r)  # [R, N]
+        out.append(statistic((draws @ flat).reshape(r, *items.shape[1:])))
+    return np.concatenate(out)
+
+
+def _interval(replicates: np.ndarray) -> dict:
+    lo, hi = np.percentile(replicates, [2.5, 97.5])
+    return {
+        "n": len(replicates),
+        "ci95": [float(lo), float(hi)],
+        "replicates": np.round(replicates, 6).tolist(),
+    }
 
 
 class MultiLabelMetric:
     """Multi-label F1 from per-class TP/FP/FN counts at a sigmoid threshold of 0.5.
 
     ``weighted_f1 = sum_l F1_l * s_l / sum_l s_l`` with support ``s_l = TP_l + FN_l`` (the
-    paper's wF1); ``macro_f1`` averages the classes with support > 0.
+    paper's wF1); ``macro_f1`` averages the classes with support > 0. With ``keep_items`` the
+    per-item counts are kept for :meth:`bootstrap`.
     """
 
-    def __init__(self, num_classes: int) -> None:
-        self.tp = torch.zeros(num_classes, dtype=torch.float64)
-        self.fp = torch.zeros(num_classes, dtype=torch.float64)
-        self.fn = torch.zeros(num_classes, dtype=torch.float64)
+    key = "weighted_f1"
+
+    def __init__(self, num_classes: int, keep_items: bool = False) -> None:
+        self.counts = torch.zeros(3, num_classes, dtype=torch.float64)  # TP, FP, FN
+        self.keep_items = keep_items
+        self.items: list[np.ndarray] = []
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: logits ``(B, K)``, target ``(B, K)`` in {0, 1}."""
         pred = torch.sigmoid(logits.detach().float()) >= 0.5
         true = target.detach() > 0.5
-        self.tp += (pred & true).sum(0).double().cpu()
-        self.fp += (pred & ~true).sum(0).double().cpu()
-        self.fn += (~pred & true).sum(0).double().cpu()
+        per_item = torch.stack([pred & true, pred & ~true, ~pred & true], 1).cpu()  # [B, 3, K]
+        self.counts += per_item.sum(0).double()
+        if self.keep_items:
+            self.items.append(per_item.numpy().astype(np.uint8))
 
     def reduce(self, d: Dist) -> None:
         """Sum the counts of every rank (after each rank saw its share of the split)."""
-        self.tp, self.fp, self.fn = sum_(torch.stack([self.tp, self.fp, self.fn]), d)
+        self.counts = sum_(self.counts, d)
+        if self.keep_items:
+            self.items = [np.concatenate(parts) for parts in gather(self.items, d) if parts]
 
     def compute(self) -> dict[str, float]:
         """``weighted_f1``, ``macro_f1`` and per-class ``f1``."""
-        denom = 2 * self.tp + self.fp + self.fn
-        f1 = torch.where(denom > 0, 2 * self.tp / denom.clamp(min=1), torch.zeros_like(denom))
-        support = self.tp + self.fn
-        present = support > 0
-        weighted = float((f1 * support).sum() / support.sum()) if support.sum() > 0 else 0.0
-        macro = float(f1[present].mean()) if present.any() else 0.0
-        return {"weighted_f1": weighted, "macro_f1": macro, "f1": f1.tolist()}
+        s = f1_scores(*self.counts.numpy())
+        return {
+            "weighted_f1": float(s["weighted_f1"]),
+            "macro_f1": float(s["macro_f1"]),
+            "f1": s["f1"].tolist(),
+        }
+
+    def bootstrap(self, n: int = 1000, seed: int = 0) -> dict:
+        """95 % interval of wF1 over test items resampled with replacement."""
+        items = np.concatenate(self.items)
+        reps = bootstrap(
+            items, lambda c: f1_scores(c[:, 0], c[:, 1], c[:, 2])["weighted_f1"], n, seed
+        )
+        return _interval(reps)
 
 
 class SegmentationMetric:
@@ -51,47 +145,59 @@ class SegmentationMetric:
     ``miou`` averages IoU over the classes present in the ground truth (TP + FN > 0);
     pixels labelled ``ignore_index`` are excluded; predictions of classes absent from the
     ground truth still count as false positives of those classes and errors of the true class.
+    With ``keep_items`` one confusion matrix per item is kept for :meth:`bootstrap`.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = -1) -> None:
+    key = "miou"
+
+    def __init__(self, num_classes: int, ignore_index: int = -1, keep_items: bool = False) -> None:
         self.k = num_classes
         self.ignore_index = ignore_index
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # [true, pred]
+        self.keep_items = keep_items
+        self.items: list[np.ndarray] = []
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: logits ``(B, K, H, W)``, target ``(B, H, W)`` class ids."""
-        pred = logits.detach().argmax(1).flatten().cpu()
-        true = target.detach().flatten().cpu()
+        k = self.k
+        pred = logits.detach().argmax(1).flatten(1).cpu()
+        true = target.detach().flatten(1).cpu()
         valid = true != self.ignore_index
-        idx = true[valid] * self.k + pred[valid]
-        self.confusion += torch.bincount(idx, minlength=self.k * self.k).reshape(self.k, self.k)
+        item = torch.arange(len(true))[:, None].expand_as(true)
+        idx = (item * k * k + true.clamp(min=0) * k + pred)[valid]
+        per_item = torch.bincount(idx, minlength=len(true) * k * k).reshape(len(true), k, k)
+        self.confusion += per_item.sum(0)
+        if self.keep_items:
+            self.items.append(per_item.numpy().astype(np.int32))
 
     def reduce(self, d: Dist) -> None:
         """Sum the confusion matrices of every rank."""
         self.confusion = sum_(self.confusion, d)
+        if self.keep_items:
+            self.items = [np.concatenate(parts) for parts in gather(self.items, d) if parts]
 
     def compute(self) -> dict[str, float]:
         """``miou``, ``overall_accuracy``, ``mean_f1`` and per-class ``iou``."""
-        c = self.confusion.double()
-        tp = c.diag()
-        fp = c.sum(0) - tp
-        fn = c.sum(1) - tp
-        present = (tp + fn) > 0
-        iou = tp / (tp + fp + fn).clamp(min=1)
-        f1 = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
-        total = c.sum()
+        s = iou_scores(self.confusion.numpy())
         return {
-            "miou": float(iou[present].mean()) if present.any() else 0.0,
-            "overall_accuracy": float(tp.sum() / total) if total > 0 else 0.0,
-            "mean_f1": float(f1[present].mean()) if present.any() else 0.0,
-            "iou": [float(v) if p else None for v, p in zip(iou, present, strict=True)],
+            "miou": float(s["miou"]),
+            "overall_accuracy": float(s["overall_accuracy"]),
+            "mean_f1": float(s["mean_f1"]),
+            "iou": [float(v) if p else None for v, p in zip(s["iou"], s["present"], strict=True)],
         }
 
+    def bootstrap(self, n: int = 1000, seed: int = 0) -> dict:
+        """95 % interval of mIoU over test items (crops) resampled with replacement."""
+        reps = bootstrap(np.concatenate(self.items), lambda c: iou_scores(c)["miou"], n, seed)
+        return _interval(reps)
 
-def make_metric(kind: str, num_classes: int) -> MultiLabelMetric | SegmentationMetric:
+
+def make_metric(
+    kind: str, num_classes: int, keep_items: bool = False
+) -> MultiLabelMetric | SegmentationMetric:
     """The metric accumulator of a task kind ("multilabel" or "segmentation")."""
     if kind == "multilabel":
-        return MultiLabelMetric(num_classes)
+        return MultiLabelMetric(num_classes, keep_items=keep_items)
     if kind == "segmentation":
-        return SegmentationMetric(num_classes)
+        return SegmentationMetric(num_classes, keep_items=keep_items)
     raise ValueError(f"unknown task kind {kind!r}")

@@ -93,6 +93,15 @@ def test_probe_finetune_scratch(small_stores, catalog_small, tmp_path, dataset):
         model_cfg=model_config(j),
     )  # fmt: skip
     assert scratch["mode"] == "scratch" and "test" in scratch
+    lo, hi = scratch["test"]["bootstrap"]["ci95"]
+    assert (
+        lo <= scratch["test"][metric] <= hi
+        and len(scratch["test"]["bootstrap"]["replicates"]) == 1000
+    )
+    if ds.task.kind == "segmentation":  # a few test maps for the figures
+        ex = np.load(tmp_path / "scratch" / "predictions.npz")
+        assert ex["label"].shape == ex["prediction"].shape and ex["label"].shape[0] == 4
+        assert ex["image"].shape[:2] == (4, ds.store.modality(ds.task.ref_modality).channels)
     again = run_downstream(
         "scratch", store, ds, job_phase("finetune", j), 0, tmp_path / "scratch2", RT,
         model_cfg=model_config(j),

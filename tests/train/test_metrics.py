@@ -65,3 +65,40 @@ def test_predicting_an_absent_class_still_costs():
 def test_make_metric_rejects_unknown_kind():
     with pytest.raises(ValueError, match="unknown task kind"):
         make_metric("regression", 3)
+
+
+def test_per_item_counts_add_up_to_the_totals():
+    rng = np.random.default_rng(7)
+    target = rng.integers(-1, 4, size=(6, 5, 5))
+    logits = rng.normal(size=(6, 4, 5, 5))
+    metric = SegmentationMetric(4, keep_items=True)
+    metric.update(torch.from_numpy(logits), torch.from_numpy(target))
+    items = np.concatenate(metric.items)
+    assert items.shape == (6, 4, 4)
+    np.testing.assert_array_equal(items.sum(0), metric.confusion.numpy())
+
+
+@pytest.mark.parametrize("kind", ["multilabel", "segmentation"])
+def test_bootstrap_interval(kind):
+    rng = np.random.default_rng(3)
+
+    def fill(n):
+        metric = make_metric(kind, 5, keep_items=True)
+        if kind == "multilabel":
+            target = (rng.random((n, 5)) < 0.4).astype(np.float32)
+            logits = rng.normal(size=(n, 5)) + 2.5 * (target - 0.5)
+        else:
+            target = rng.integers(0, 5, size=(n, 6, 6))
+            logits = rng.normal(size=(n, 5, 6, 6)) + 2.0 * np.eye(5)[target].transpose(0, 3, 1, 2)
+        metric.update(torch.from_numpy(logits), torch.from_numpy(target))
+        return metric
+
+    small, large = fill(40), fill(640)
+    a, b = small.bootstrap(500, seed=1), small.bootstrap(500, seed=1)
+    assert a == b and a["n"] == 500 and len(a["replicates"]) == 500  # reproducible
+    point = small.compute()[small.key]
+    lo, hi = a["ci95"]
+    assert lo <= point <= hi and lo < hi
+    wide = hi - lo
+    lo2, hi2 = large.bootstrap(500, seed=1)["ci95"]
+    assert hi2 - lo2 < wide / 2  # 16 x the items: about 4 x narrower
