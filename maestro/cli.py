@@ -76,7 +76,10 @@ def cmd_convert(args: argparse.Namespace) -> None:
     store = job_catalog(job).store(args.store)
     options = job.get("convert") or {}
     summary = convert(
-        get_reader(store, args.raw), Path(args.out), shard_samples=options.get("shard_samples", 32)
+        get_reader(store, args.raw),
+        Path(args.out),
+        shard_samples=options.get("shard_samples", 32),
+        workers=args.workers,
     )
     log.info("converted %s: %s", args.store, summary)
 
@@ -111,6 +114,7 @@ def _meta(job: dict[str, Any], args: argparse.Namespace, dataset: Any) -> dict[s
         "title": dataset.title,
         "model_size": (job.get("model") or {}).get("size", "tiny"),
         "model_overrides": {k: v for k, v in (job.get("model") or {}).items() if k != "size"},
+        "transfer_from": job.get("transfer_from"),
     }
 
 
@@ -182,21 +186,33 @@ def cmd_params(args: argparse.Namespace) -> None:
 # --- report -------------------------------------------------------------------------------
 
 
-def cmd_report_table(args: argparse.Namespace) -> None:
-    """Aggregate metrics files into the Table-1-shaped Markdown and CSV."""
-    from maestro.report.tables import write_table1
+def cmd_report_tables(args: argparse.Namespace) -> None:
+    """Table 1, Table 2 and the ablation tables (.md, .csv, .tex) from metrics files."""
+    from maestro.grid import parse_cell_id
+    from maestro.report.build import write_all
 
-    write_table1(args.inputs, args.out_md, args.out_csv)
+    write_all(args.metrics, parse_cell_id(args.reference), args.out_dir)
+
+
+def cmd_report_compute(args: argparse.Namespace) -> None:
+    """The compute-cost table from the run's benchmark records."""
+    from maestro.report.compute import write_compute_table
+
+    write_compute_table(args.results, args.out)
 
 
 def cmd_report_figures(args: argparse.Namespace) -> None:
     """Draw the pretraining loss curves and reconstruction examples."""
-    from maestro.report.figures import loss_curves, reconstruction_figure
+    from maestro.report import figures
 
     if args.kind == "loss":
-        loss_curves(args.inputs, args.out)
+        figures.loss_curves(args.inputs, args.out)
+    elif args.kind == "ablation":
+        figures.ablation_bars(args.inputs, args.out)
+    elif args.kind == "segmentation":
+        figures.segmentation_maps(args.inputs[0], args.out, title=args.title)
     else:
-        reconstruction_figure(args.inputs[0], args.out, title=args.title)
+        figures.reconstruction_figure(args.inputs[0], args.out, title=args.title)
 
 
 def cmd_report_rulegraph(args: argparse.Namespace) -> None:
@@ -240,7 +256,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--store", required=True)
     sp.add_argument("--raw", required=True)
     sp.add_argument("--out", required=True)
+    sp.add_argument("--workers", type=int, default=1, help="processes converting shards")
     job_arg(sp)
+
+    from maestro.data.download.cli import (
+        add_download_arguments,
+        add_pin_arguments,
+        download_cmd,
+        pin_cmd,
+    )
+
+    sp = add("download", download_cmd, "download and verify a dataset from its manifest")
+    add_download_arguments(sp)
+    sp = add("pin-manifest", pin_cmd, "pin a manifest's revision, files and sha256 (online)")
+    add_pin_arguments(sp)
 
     sp = add("analyze-bands", cmd_analyze_bands, "band correlations and groups of a store")
     sp.add_argument("--store-path", required=True)
@@ -264,13 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", default="treesatai_ts")
     job_arg(sp)
 
-    sp = add("report-table", cmd_report_table, "Table-1-shaped Markdown + CSV from metrics files")
-    sp.add_argument("--inputs", nargs="+", required=True)
-    sp.add_argument("--out-md", required=True)
-    sp.add_argument("--out-csv", required=True)
+    sp = add("report-tables", cmd_report_tables, "Tables 1 and 2 and the ablation tables")
+    sp.add_argument("--metrics", nargs="+", required=True, help="downstream metrics.json files")
+    sp.add_argument("--reference", required=True, help="cell id of the reference cell")
+    sp.add_argument("--out-dir", required=True)
+
+    sp = add("report-compute", cmd_report_compute, "compute-cost table from benchmark records")
+    sp.add_argument("--results", default="results", help="the results folder (with benchmarks/)")
+    sp.add_argument("--out", required=True, help="output stem, e.g. results/tables/compute")
 
     sp = add("report-figures", cmd_report_figures, "loss curves / reconstruction figure")
-    sp.add_argument("--kind", choices=["loss", "reconstruction"], required=True)
+    sp.add_argument(
+        "--kind", choices=["loss", "reconstruction", "ablation", "segmentation"], required=True
+    )
     sp.add_argument("--inputs", nargs="+", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--title", default="")

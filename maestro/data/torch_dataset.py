@@ -100,6 +100,10 @@ class MaestroDataset(Dataset):
         seed: base seed of every random draw.
         augment: flips/transposes when ``train``.
         max_tiles: keep only the first ``max_tiles`` tiles (store order), for smoke runs.
+        store: an object with :class:`~maestro.data.zarr_store.Store`'s read interface
+            (``spec``, ``path``, ``indices``, ``read``, ``label``, ``ref_date``) to read from
+            instead of the store at ``store_path`` (e.g. the raw-backed store of
+            ``benchmarks/bench_data.py``); it is pickled with the dataset.
 
     Raises:
         ValueError: the store was converted with a different spec (names the path and fields).
@@ -114,6 +118,7 @@ class MaestroDataset(Dataset):
         seed: int = 0,
         augment: bool = True,
         max_tiles: int | None = None,
+        store: Any = None,
     ) -> None:
         self.store_path = store_path
         self.dataset = dataset
@@ -122,7 +127,8 @@ class MaestroDataset(Dataset):
         self.seed = int(seed)
         self.augment = augment
         self.epoch = 0
-        store = Store(store_path)
+        self._injected = store is not None
+        store = store if store is not None else Store(store_path)
         diffs = spec_differences(store.spec, dataset.store)
         if diffs:
             raise ValueError(
@@ -141,7 +147,8 @@ class MaestroDataset(Dataset):
                 f"gcd cells ({self.gcd} per {geo.tile_m} m tile)"
             )
         self.crop_gcd = round(crop_gcd)
-        self._store: Store | None = None  # opened lazily, in the process that reads
+        # opened lazily, in the process that reads (an injected store is kept as is)
+        self._store: Any = store if self._injected else None
 
     def __len__(self) -> int:
         return len(self.tiles) * self.repeats**2
@@ -151,15 +158,16 @@ class MaestroDataset(Dataset):
         self.epoch = int(epoch)
 
     @property
-    def store(self) -> Store:
-        """The store, opened on first use in the reading process."""
+    def store(self) -> Any:
+        """The store (a :class:`Store` unless one was injected), opened on first use."""
         if self._store is None:
             self._store = Store(self.store_path)
         return self._store
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_store"] = None
+        if not self._injected:
+            state["_store"] = None
         return state
 
     # --- geometry ------------------------------------------------------------------------
@@ -169,7 +177,8 @@ class MaestroDataset(Dataset):
             i, j = rng.integers(0, self.gcd - self.crop_gcd + 1, size=2)
             return int(i), int(j)
         r = k // len(self.tiles)  # offsets r * gcd // repeats: S2-NAIP's 0, 12, 25, 38, 51
-        return (r // self.repeats) * self.gcd // self.repeats, (r % self.repeats) * self.gcd // self.repeats
+        row, col = divmod(r, self.repeats)
+        return row * self.gcd // self.repeats, col * self.gcd // self.repeats
 
     def window(self, modality: str, offset: tuple[int, int]) -> tuple[slice, slice]:
         """Pixel window of ``modality`` for a gcd offset."""
@@ -181,13 +190,12 @@ class MaestroDataset(Dataset):
     # --- item ----------------------------------------------------------------------------
     def _label(self, tile: int, offset: tuple[int, int], flips: np.ndarray | None) -> torch.Tensor:
         task, geo = self.dataset.task, self.dataset.store
-        raw = self.store.label(tile)
         if task.kind == "multilabel":
             assert task.threshold is not None
+            raw = self.store.label(tile)
             return torch.from_numpy((raw > task.threshold).astype(np.float32))
         assert task.label_map is not None and geo.label.grid_modality is not None
-        rows, cols = self.window(geo.label.grid_modality, offset)
-        raw = raw[rows, cols]
+        raw = self.store.label(tile, window=self.window(geo.label.grid_modality, offset))
         lut = np.asarray(task.label_map, dtype=np.int64)
         if raw.size and int(raw.max()) >= len(lut):
             raise ValueError(
@@ -207,10 +215,10 @@ class MaestroDataset(Dataset):
         offset = self.offsets(k, rng)
         inputs, dates = {}, {}
         for m in self.dataset.modalities:
-            data, when, invalid = self.store.read(tile, m.stored)
-            rows, cols = self.window(m.name, offset)
-            data = data[..., rows, cols]
-            invalid = None if invalid is None else invalid[..., rows, cols]
+            # decodes only the stored chunks under the crop
+            data, when, invalid = self.store.read(
+                tile, m.stored, window=self.window(m.name, offset)
+            )
             try:
                 keep = select_dates(data, invalid, m.num_dates, rng if self.train else None)
             except ValueError as err:

@@ -15,14 +15,19 @@ path                  shape, dtype                content
 ``<mod>/dates``       (N, Tmax, 3) int16          acquisition dates, 0-padded
 ``<mod>/ndates``      (N,) int16                  real acquisitions of the sample (<= Tmax)
 ``<mod>/invalid``     (N, Tmax, H, W) bool        cloud/snow mask (only if the modality has one)
+``tile_index.parquet``  GeoParquet                one row per sample (``maestro.data.tile_index``)
 ====================  ==========================  =================================================
 
 Per-sample arrays (``<mod>/data``, ``<mod>/dates``, ``<mod>/invalid``, raster ``label``) are
-sharded: one inner chunk per sample (what a read decodes), one shard file per
-``shard_samples`` samples (what the converter writes at once). The small metadata arrays
-(ids, splits, ndates, ref_date, bounds, fraction labels) use plain chunks of
-``META_CHUNK_SHARDS * shard_samples`` samples, which keeps the file count low. Everything
-is zstd-compressed and the metadata is consolidated into the root ``zarr.json``.
+sharded: one shard file per ``shard_samples`` samples (what one converter task writes at
+once) and inner chunks (what a read decodes) of one sample. When a training crop is smaller
+than the tile (``crop_m < tile_m``, e.g. PASTIS-HD's 160 m crops of 1280 m tiles) the
+inner chunks are also tiled spatially, one crop's pixels per side, so that a crop decodes a
+few chunks instead of the whole tile; otherwise an inner chunk is a whole sample. The small
+metadata arrays (ids, splits, ndates, ref_date, bounds, fraction labels) use plain chunks of
+``META_CHUNK_SHARDS * shard_samples`` samples, which keeps the file count low; readers load
+them once per process. Everything is zstd-compressed and the metadata is consolidated into
+the root ``zarr.json``.
 
 Sample ids are a NUL-padded uint8 array rather than a Zarr string array: zarr 3.1.6 flags
 fixed-width unicode (``<U``) as ``UnstableSpecificationWarning`` (no v3 spec), and a uint8
@@ -30,187 +35,74 @@ array is readable by every Zarr v3 implementation. Putting 10^5 ids in the attri
 bloat the consolidated metadata that every reader parses.
 
 Root attributes: ``format``, ``version``, ``store_spec`` (``spec.to_dict``), ``n_samples``,
-``splits`` ({scheme: {split: count}}), ``created_by``. Modality group attributes: ``bands``,
-``wavelengths_um``, ``resolution_m``, ``dtype``, ``scaling``, ``tmax`` and ``stats``
-({scheme: {"mean", "std", "count"}} per band in file order, on scaled values of the
-train split, excluding padded dates, NaNs and invalid pixels).
+``splits`` ({scheme: {split: count}}), ``crs`` (the store CRS; "" = each tile has its own,
+recorded in the tile index), ``created_by``. Modality group attributes: ``bands``,
+``wavelengths_um``, ``resolution_m``, ``dtype``, ``scaling``, ``tmax``, ``geotransform``
+(pixel size and footprint convention, see :func:`geotransform`) and ``stats`` ({scheme:
+{"mean", "std", "count"}} per band in file order, on scaled values of the train split,
+excluding padded dates, NaNs and invalid pixels).
 
-A ``maestro_manifest.json`` inside the store lists every other file with its size and
-sha256, plus one content hash (:func:`store_hash`).
+A ``maestro_manifest.json`` inside the store lists every other file (the tile index
+included) with its size and sha256, plus one content hash (:func:`store_hash`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
 
+from maestro.data.heap import steady_heap
+from maestro.data.manifest import FORMAT, MANIFEST_NAME, store_hash, verify_manifest, write_manifest
+from maestro.data.shard_io import ShardedArray
+from maestro.data.store_layout import (
+    META_CHUNK_SHARDS,
+    NO_SPLIT,
+    SPLIT_CODES,
+    TILE_INDEX_NAME,
+    VERSION,
+    ZSTD_LEVEL,
+    ArrayLayout,
+    chunk_px,
+    create_arrays,
+    decode_ids,
+    encode_ids,
+    geotransform,
+    layout,
+)
 from maestro.datasets.spec import StoreSpec, store_from_dict
 
-FORMAT = "maestro-store"
-VERSION = 1
-MANIFEST_NAME = "maestro_manifest.json"
-ZSTD_LEVEL = 3
-#: Plain chunks of the small metadata arrays hold this many shards' worth of samples.
-META_CHUNK_SHARDS = 32
-#: Split name -> code stored in ``split_<scheme>``; samples outside a scheme get -1.
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
-NO_SPLIT = -1
+if TYPE_CHECKING:
+    import geopandas as gpd
 
+__all__ = [
+    "FORMAT",
+    "MANIFEST_NAME",
+    "META_CHUNK_SHARDS",
+    "NO_SPLIT",
+    "SPLIT_CODES",
+    "TILE_INDEX_NAME",
+    "VERSION",
+    "ZSTD_LEVEL",
+    "ArrayLayout",
+    "Store",
+    "chunk_px",
+    "create_arrays",
+    "decode_ids",
+    "encode_ids",
+    "geotransform",
+    "layout",
+    "store_hash",
+    "verify_manifest",
+    "write_manifest",
+]
 
-@dataclass(frozen=True)
-class ArrayLayout:
-    """One store array: per-sample ``shape`` (without the leading N axis) and dtype.
-
-    ``sharded`` arrays have one inner chunk per sample and ``shard_samples`` per shard file;
-    the others have plain chunks of ``META_CHUNK_SHARDS * shard_samples`` samples.
-    """
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    sharded: bool
-    fill_value: Any = 0
-
-
-def layout(spec: StoreSpec, tmax: dict[str, int], id_bytes: int) -> dict[str, ArrayLayout]:
-    """Every array of a store, keyed by its path in the group.
-
-    Args:
-        spec: the store declaration (sizes derive from ``spec.tile_m``).
-        tmax: modality -> padded number of dates (1 for single-date modalities).
-        id_bytes: longest UTF-8 sample id, in bytes.
-    """
-    out: dict[str, ArrayLayout] = {
-        "sample_id": ArrayLayout((id_bytes,), np.dtype("uint8"), False),
-        "ref_date": ArrayLayout((3,), np.dtype("int16"), False),
-        "bounds": ArrayLayout((4,), np.dtype("float64"), False, float("nan")),
-    }
-    for scheme in spec.split_schemes:
-        out[f"split_{scheme}"] = ArrayLayout((), np.dtype("int8"), False, NO_SPLIT)
-    if spec.label is None:
-        pass  # pretraining-only store
-    elif spec.label.kind == "fractions":
-        out["label"] = ArrayLayout((len(spec.label.names),), np.dtype("float32"), False)
-    else:
-        if spec.label.grid_modality is None:
-            raise ValueError(f"store {spec.name!r}: a raster label needs a grid_modality")
-        p = spec.modality(spec.label.grid_modality).pixels(spec.tile_m)
-        out["label"] = ArrayLayout((p, p), np.dtype(spec.label.dtype), True)
-    for m in spec.stored_modalities:
-        t, p = tmax[m.name], m.pixels(spec.tile_m)
-        out[f"{m.name}/data"] = ArrayLayout((t, len(m.bands), p, p), np.dtype(m.dtype), True)
-        out[f"{m.name}/dates"] = ArrayLayout((t, 3), np.dtype("int16"), True)
-        out[f"{m.name}/ndates"] = ArrayLayout((), np.dtype("int16"), False)
-        if m.has_mask:
-            out[f"{m.name}/invalid"] = ArrayLayout((t, p, p), np.dtype("bool"), True, False)
-    return out
-
-
-def create_arrays(
-    group: zarr.Group, arrays: dict[str, ArrayLayout], n: int, shard_samples: int
-) -> dict[str, zarr.Array]:
-    """Create every array of ``arrays`` with ``n`` samples in ``group``; returns them by path."""
-    out = {}
-    for path, lay in arrays.items():
-        shard = (shard_samples, *lay.shape)
-        meta = (shard_samples * META_CHUNK_SHARDS, *lay.shape)
-        out[path] = group.create_array(
-            name=path,
-            shape=(n, *lay.shape),
-            dtype=lay.dtype,
-            chunks=(1, *lay.shape) if lay.sharded else meta,
-            shards=shard if lay.sharded else None,
-            compressors=ZstdCodec(level=ZSTD_LEVEL),
-            fill_value=lay.fill_value,
-        )
-    return out
-
-
-def encode_ids(ids: Sequence[str], width: int) -> np.ndarray:
-    """Sample ids -> ``(len(ids), width)`` uint8, UTF-8, NUL-padded."""
-    out = np.zeros((len(ids), width), dtype=np.uint8)
-    for k, sid in enumerate(ids):
-        raw = sid.encode("utf-8")
-        if len(raw) > width or b"\0" in raw:
-            raise ValueError(f"sample id {sid!r} does not fit {width} NUL-free UTF-8 bytes")
-        out[k, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
-    return out
-
-
-def decode_ids(arr: np.ndarray) -> list[str]:
-    """Inverse of :func:`encode_ids`: ``(N, L)`` uint8 -> N strings."""
-    return [bytes(row).rstrip(b"\0").decode("utf-8") for row in np.asarray(arr, np.uint8)]
-
-
-# --- manifest ------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _content_hash(files: list[dict[str, Any]]) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f"{f['path']}\t{f['size']}\t{f['sha256']}\n".encode())
-    return h.hexdigest()
-
-
-def _list_files(root: Path) -> list[dict[str, Any]]:
-    files = []
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if p.is_file() and rel != MANIFEST_NAME and not p.name.startswith(".snakemake"):
-            files.append({"path": rel, "size": p.stat().st_size, "sha256": _sha256(p)})
-    return files
-
-
-def write_manifest(root: str | os.PathLike[str]) -> str:
-    """Write ``maestro_manifest.json`` in the store directory ``root``; return the content hash.
-
-    The manifest lists every other file (relative POSIX path, size, sha256), sorted by
-    path, and ``content_hash`` = sha256 of the ``path<TAB>size<TAB>sha256`` lines.
-    """
-    root = Path(root)
-    files = _list_files(root)
-    digest = _content_hash(files)
-    manifest = {"format": FORMAT, "content_hash": digest, "files": files}
-    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return digest
-
-
-def store_hash(root: str | os.PathLike[str]) -> str:
-    """Content hash of a converted store, read from its manifest (no file is hashed)."""
-    path = Path(root) / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; was {root} written by maestro convert?")
-    return str(json.loads(path.read_text())["content_hash"])
-
-
-def verify_manifest(root: str | os.PathLike[str]) -> list[str]:
-    """Re-hash the store; return one line per difference from the manifest (empty = intact)."""
-    root = Path(root)
-    manifest = json.loads((root / MANIFEST_NAME).read_text())
-    listed = {f["path"]: f for f in manifest["files"]}
-    found = {f["path"]: f for f in _list_files(root)}
-    problems = [f"missing: {p}" for p in sorted(set(listed) - set(found))]
-    problems += [f"unlisted: {p}" for p in sorted(set(found) - set(listed))]
-    problems += [f"changed: {p}" for p in sorted(set(listed) & set(found)) if listed[p] != found[p]]
-    if _content_hash(manifest["files"]) != manifest["content_hash"]:
-        problems.append("content_hash does not match the file list")
-    return problems
+#: ``(rows, cols)`` step-1 slices of a crop, in a modality's pixel grid.
+Window = tuple[slice, slice]
 
 
 # --- read side -----------------------------------------------------------------------------
@@ -222,7 +114,13 @@ class Store:
     Only the path is kept until the first access, and the Zarr group is reopened in any
     new process (e.g. a forked DataLoader worker), so instances are safe to pass to
     workers and to pickle. Every read indexes a single sample: fancy indexing across
-    shards is much slower in zarr-python 3.1 (PIPELINE_NOTES §4.3).
+    shards is much slower in zarr-python 3.1 (PIPELINE_NOTES §4.3). Per-sample arrays are
+    read through :class:`~maestro.data.shard_io.ShardedArray` (one shard file, only
+    the inner chunks of the requested window); the small metadata arrays (ndates, ref_date,
+    bounds, fraction labels, splits, ids) are loaded whole once per process. Opening the
+    group in a process also fixes glibc's heap thresholds there
+    (:func:`maestro.data.heap.steady_heap`): without it, item reads cost up to twice as
+    much in some processes.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -256,9 +154,10 @@ class Store:
             if attrs.get("format") != FORMAT or attrs.get("version") != VERSION:
                 raise ValueError(
                     f"{self.path}: expected a {FORMAT} v{VERSION} store, found format "
-                    f"{attrs.get('format')!r} version {attrs.get('version')!r}"
+                    f"{attrs.get('format')!r} version {attrs.get('version')!r} (convert again)"
                 )
             self._group, self._pid, self._cache = group, os.getpid(), {"attrs": attrs}
+            steady_heap()  # item costs independent of the process's allocation history
         return self._group
 
     def _array(self, path: str) -> zarr.Array:
@@ -269,6 +168,27 @@ class Store:
             assert isinstance(node, zarr.Array)
             self._cache[key] = node
         return self._cache[key]
+
+    def _small(self, path: str) -> np.ndarray:
+        """A small metadata array, loaded whole once per process (read-only view)."""
+        key = f"small:{path}"
+        self.group  # noqa: B018 (a new process starts with an empty cache)
+        if key not in self._cache:
+            arr = np.asarray(self._array(path)[:])
+            arr.flags.writeable = False
+            self._cache[key] = arr
+        return self._cache[key]
+
+    def _sample(self, path: str, i: int, selection: tuple[slice, ...]) -> np.ndarray:
+        """``array[i][selection]`` of a per-sample array, via the direct shard reader."""
+        key = f"reader:{path}"
+        self.group  # noqa: B018
+        if key not in self._cache:
+            self._cache[key] = ShardedArray.of(self._array(path), self.path / path)
+        reader = self._cache[key]
+        if reader is None:  # an array this module did not lay out: let zarr-python read it
+            return np.asarray(self._array(path)[(i, *selection)])
+        return reader.read(i, selection)
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -291,10 +211,15 @@ class Store:
         return int(self.attrs["n_samples"])
 
     @property
+    def crs(self) -> str:
+        """The store CRS ("" when every tile has its own, see :meth:`tile_index`)."""
+        return str(self.attrs["crs"])
+
+    @property
     def sample_ids(self) -> list[str]:
         """Sample ids in store order."""
         if "ids" not in self._cache:
-            self._cache["ids"] = decode_ids(self._array("sample_id")[:])
+            self._cache["ids"] = decode_ids(self._small("sample_id"))
         return self._cache["ids"]
 
     def split_codes(self, scheme: str) -> np.ndarray:
@@ -303,10 +228,7 @@ class Store:
             raise KeyError(
                 f"{self.path}: no split scheme {scheme!r}; has {list(self.spec.split_schemes)}"
             )
-        key = f"split:{scheme}"
-        if key not in self._cache:
-            self._cache[key] = np.asarray(self._array(f"split_{scheme}")[:])
-        return self._cache[key]
+        return self._small(f"split_{scheme}")
 
     def indices(self, scheme: str, splits: Sequence[str]) -> np.ndarray:
         """Sorted sample indices (int64) that ``scheme`` puts in any of ``splits``."""
@@ -330,6 +252,14 @@ class Store:
             "count": np.asarray(raw["count"], dtype=np.int64),
         }
 
+    def tile_index(self) -> gpd.GeoDataFrame:
+        """The tile index (one row per sample, store order; see :mod:`maestro.data.tile_index`)."""
+        # imported here: geopandas is not needed (and not loaded) by training reads
+        from maestro.data.tile_index import read_tile_index
+
+        self.group  # noqa: B018 (checks the format first)
+        return read_tile_index(self.path / TILE_INDEX_NAME)
+
     # --- samples -------------------------------------------------------------------------
     def _check_index(self, i: int) -> int:
         i = int(i)
@@ -339,35 +269,53 @@ class Store:
 
     def ndates(self, i: int, modality: str) -> int:
         """Number of real acquisitions of sample ``i`` for ``modality``."""
-        return int(self._array(f"{modality}/ndates")[self._check_index(i)])
+        return int(self._small(f"{modality}/ndates")[self._check_index(i)])
 
-    def read(self, i: int, modality: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """One sample's series, trimmed to its real dates.
+    def read(
+        self, i: int, modality: str, window: Window | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One sample's series, trimmed to its real dates, optionally cropped.
+
+        Args:
+            i: sample index.
+            modality: a stored modality.
+            window: ``(rows, cols)`` step-1 slices in the modality's pixel grid; only the
+                inner chunks that intersect it are decoded. None = the whole tile.
 
         Returns:
-            data ``(T_i, C, H, W)`` storage dtype (file band order), dates ``(T_i, 3)`` int16,
-            and invalid ``(T_i, H, W)`` bool for masked modalities, else None.
+            data ``(T_i, C, h, w)`` storage dtype (file band order), dates ``(T_i, 3)`` int16,
+            and invalid ``(T_i, h, w)`` bool for masked modalities, else None.
         """
         i = self._check_index(i)
-        self.spec.modality(modality)
+        spec = self.spec.modality(modality)
         t = self.ndates(i, modality)
-        data = np.asarray(self._array(f"{modality}/data")[i, :t])
-        dates = np.asarray(self._array(f"{modality}/dates")[i, :t])
+        rows, cols = window or (slice(None), slice(None))
+        data = self._sample(f"{modality}/data", i, (slice(0, t), slice(None), rows, cols))
+        dates = self._sample(f"{modality}/dates", i, (slice(0, t), slice(None)))
         invalid = None
-        if self.spec.modality(modality).has_mask:
-            invalid = np.asarray(self._array(f"{modality}/invalid")[i, :t])
+        if spec.has_mask:
+            invalid = self._sample(f"{modality}/invalid", i, (slice(0, t), rows, cols))
         return data, dates, invalid
 
-    def label(self, i: int) -> np.ndarray:
-        """``(K,)`` float32 fractions, or ``(P, P)`` raw class raster."""
-        if self.spec.label is None:
-            raise KeyError(f"{self.path}: store {self.spec.name!r} has no labels (pretraining only)")
-        return np.asarray(self._array("label")[self._check_index(i)])
+    def label(self, i: int, window: Window | None = None) -> np.ndarray:
+        """``(K,)`` float32 fractions, or the ``(P, P)`` raw class raster (``window``: a crop)."""
+        spec = self.spec.label
+        if spec is None:
+            raise KeyError(
+                f"{self.path}: store {self.spec.name!r} has no labels (pretraining only)"
+            )
+        i = self._check_index(i)
+        if spec.kind == "fractions":
+            if window is not None:
+                raise ValueError(f"{self.path}: a window applies to raster labels only")
+            return self._small("label")[i].copy()
+        rows, cols = window or (slice(None), slice(None))
+        return self._sample("label", i, (rows, cols))
 
     def ref_date(self, i: int) -> np.ndarray:
         """``(3,)`` int16 reference date."""
-        return np.asarray(self._array("ref_date")[self._check_index(i)])
+        return self._small("ref_date")[self._check_index(i)].copy()
 
     def bounds(self, i: int) -> np.ndarray:
-        """``(4,)`` float64 footprint (minx, miny, maxx, maxy); NaN when unknown."""
-        return np.asarray(self._array("bounds")[self._check_index(i)])
+        """``(4,)`` float64 footprint (minx, miny, maxx, maxy) in the tile CRS; NaN if unknown."""
+        return self._small("bounds")[self._check_index(i)].copy()

@@ -4,7 +4,8 @@ The stores come from ``maestro.datasets.catalog`` with overrides that shrink the
 the same declarations as the real data are exercised), and every sample has its own
 number of acquisitions per temporal modality and, where the modality has a mask, cloudy
 acquisitions. ``corrupt`` makes chosen samples violate the spec, and the reader counts
-how many RawSamples are alive (to test that the converter streams).
+how many RawSamples are alive (to test that the converter streams) and which samples it
+read (to test what a resumed conversion reads again).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maestro.data.errors import RawFormatError
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets import catalog
 from maestro.datasets.spec import Catalog, ModalitySpec, StoreSpec
@@ -91,7 +93,9 @@ class FakeReader:
         seed: every value derives from ``(seed, sample number)``.
         tlim: (min, max) raw acquisitions of temporal modalities.
         cloudy: share of cloudy acquisitions in masked modalities.
-        corrupt: sample id -> "bands" | "ndates" | "dtype" | "label" | "mask" | "missing".
+        corrupt: sample id -> "bands" | "ndates" | "dtype" | "label" | "mask" | "missing" |
+            "crs" (a tile CRS that contradicts the store's, or none where the store needs one) |
+            "truncated" (``read`` raises as a reader does on a truncated file).
         root: reported root path (used in error messages).
     """
 
@@ -115,6 +119,7 @@ class FakeReader:
         self.live = 0
         self.max_live = 0
         self.reads = 0
+        self.read_ids: list[str] = []
         rng = np.random.default_rng([seed, 10**6])
         n = n_train + n_val + n_test
         splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
@@ -125,7 +130,9 @@ class FakeReader:
             schemes: dict[str, str | None] = {"default": splits[k]}
             for other in store.split_schemes[1:]:  # a different, partial assignment
                 schemes[other] = [None, "train", "val", "test"][int(rng.integers(0, 4))]
-            ndates = {m.name: int(rng.integers(tlim[0], tlim[1] + 1)) for m in store.stored_modalities}
+            ndates = {
+                m.name: int(rng.integers(tlim[0], tlim[1] + 1)) for m in store.stored_modalities
+            }
             ndates = {m.name: ndates[m.name] for m in store.stored_modalities if m.temporal}
             self._refs.append(SampleRef(f"tile_{k:03d}", schemes, ndates))
 
@@ -137,6 +144,10 @@ class FakeReader:
 
     def read(self, ref: SampleRef) -> RawSample:
         self.reads += 1
+        self.read_ids.append(ref.sample_id)
+        if self.corrupt.get(ref.sample_id) == "truncated":
+            path = self.root / f"{ref.sample_id}.h5"
+            raise RawFormatError(path, "a readable HDF5 file", "OSError: truncated file")
         self.max_live = max(self.max_live, self.live)
         k = int(ref.sample_id.split("_")[1])
         sample = self.make(k, ref)
@@ -168,6 +179,10 @@ class FakeReader:
             p = store.modality(store.label.grid_modality).pixels(store.tile_m)
             label = rng.integers(0, len(store.label.names), (p, p)).astype(store.label.dtype)
         bounds = None if k % 3 == 0 else (1000.0 * k, 2000.0, 1000.0 * k + store.tile_m, 2060.0)
+        crs = None
+        if not store.crs and bounds is not None:  # tiles in their own UTM zone (S2-NAIP)
+            crs = f"EPSG:{32610 + k % 2}"
+            bounds = (5e5 + 1000.0 * k, 4e6, 5e5 + 1000.0 * k + store.tile_m, 4e6 + store.tile_m)
         sample = RawSample(
             sample_id=ref.sample_id,
             rasters=rasters,
@@ -176,6 +191,7 @@ class FakeReader:
             label=label,
             ref_date=np.array([2020, 100 + k, 0], np.int16),
             bounds=bounds,
+            crs=crs,
         )
         self._corrupt(sample)
         return sample
@@ -197,5 +213,8 @@ class FakeReader:
             s.invalid[m.name] = np.zeros(s.rasters[m.name].shape[:1] + s.rasters[m.name].shape[2:])
         elif kind == "missing":
             del s.rasters[first.name]
-        elif kind is not None:
+        elif kind == "crs":
+            s.bounds = s.bounds or (0.0, 0.0, 1.0, 1.0)
+            s.crs = "EPSG:4326" if self.store.crs else None
+        elif kind not in (None, "truncated"):
             raise ValueError(f"unknown corruption {kind!r}")

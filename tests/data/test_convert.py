@@ -1,4 +1,7 @@
-"""The streaming converter: validation errors, atomicity, bounded memory, determinism."""
+"""The converter: validation errors, atomicity, bounded memory, determinism.
+
+Parallel and resumed conversions: ``test_convert_resume.py``.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ def test_bad_sample_names_sample_and_leaves_nothing(
         convert(reader, out, shard_samples=2)
     assert "tile_004" in str(err.value) and what in str(err.value)
     assert str(reader.root) in err.value.path
-    assert list((tmp_path / "out").iterdir()) == []  # no output, no temp directory
+    # no output; only the work directory, kept for a rerun
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.zarr.partial"]
 
 
 def test_failure_keeps_an_existing_store(tmp_path: Path) -> None:
@@ -46,7 +50,7 @@ def test_failure_keeps_an_existing_store(tmp_path: Path) -> None:
     with pytest.raises(RawFormatError):
         convert(bad, out, shard_samples=2)
     assert store_hash(out) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.zarr"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.zarr", "x.zarr.partial"]
 
 
 def test_index_errors(tmp_path: Path) -> None:
@@ -106,11 +110,12 @@ def test_streams_one_sample_at_a_time(tmp_path: Path) -> None:
     assert reader.live == 0
 
 
-def _peak_memory(tmp: Path, n: int) -> int:
+def _peak_memory(tmp: Path, n: int, workers: int = 1, shard: int = 4) -> int:
+    """Peak of this process's Python-tracked allocations (numpy arrays included)."""
     reader = FakeReader(small_store("pastis_hd"), n, 0, 0, tlim=(6, 6))
     tracemalloc.start()
     try:
-        convert(reader, tmp / f"m{n}.zarr", shard_samples=4)
+        convert(reader, tmp / f"m{n}_{workers}.zarr", shard_samples=shard, workers=workers)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -130,6 +135,10 @@ def test_memory_bounded_by_one_shard(tmp_path: Path) -> None:
     # one shard buffer (4 samples) + one sample and its float64 statistics temporaries,
     # far below the 48 samples of the dataset
     assert large < 20 * per_sample, (large, per_sample)
+    # with workers, the shards live in the workers (the same task code): the parent holds
+    # less than one shard buffer (small arrays, markers, tile index, manifest hashing)
+    parent = _peak_memory(tmp_path, 48, workers=2, shard=16)
+    assert parent < 16 * per_sample, (parent, per_sample)
 
 
 def test_running_stats_merges_exactly() -> None:

@@ -17,6 +17,7 @@ from maestro.data.zarr_store import (
     MANIFEST_NAME,
     META_CHUNK_SHARDS,
     Store,
+    chunk_px,
     decode_ids,
     encode_ids,
     store_hash,
@@ -98,13 +99,16 @@ def test_chunks_shards_codecs_and_consolidation(converted) -> None:
     for m in spec.modalities:
         meta = json.loads((path / m.name / "data" / "zarr.json").read_text())
         p, c = m.pixels(spec.tile_m), len(m.bands)
+        # inner chunks: one crop's pixels per side where crops are smaller than tiles
+        k = m.pixels(spec.crop_m) if spec.crop_m < spec.tile_m else p
+        assert k == chunk_px(spec, m) and (k < p) == (spec.name == "pastis_hd")
         tmax = Store(path).group[m.name].attrs["tmax"]
         assert meta["shape"] == [11, tmax, c, p, p]
         assert meta["data_type"] == m.dtype
         assert meta["chunk_grid"]["configuration"]["chunk_shape"] == [SHARD, tmax, c, p, p]
         (codec,) = meta["codecs"]
         assert codec["name"] == "sharding_indexed"
-        assert codec["configuration"]["chunk_shape"] == [1, tmax, c, p, p]
+        assert codec["configuration"]["chunk_shape"] == [1, tmax, c, k, k]
         inner = [x["name"] for x in codec["configuration"]["codecs"]]
         assert inner == ["bytes", "zstd"]
         assert codec["configuration"]["codecs"][1]["configuration"]["level"] == 3
@@ -121,6 +125,8 @@ def test_chunks_shards_codecs_and_consolidation(converted) -> None:
     if spec.label.kind == "raster":
         lab = json.loads((path / "label" / "zarr.json").read_text())
         assert lab["codecs"][0]["name"] == "sharding_indexed"
+        k = chunk_px(spec, spec.modality(spec.label.grid_modality))
+        assert lab["codecs"][0]["configuration"]["chunk_shape"] == [1, k, k]
 
 
 def test_attrs_and_spec(converted) -> None:
@@ -130,11 +136,18 @@ def test_attrs_and_spec(converted) -> None:
     assert store.attrs["store_spec"] == json.loads(json.dumps(to_dict(reader.store)))
     assert store.attrs["n_samples"] == 11
     assert store.attrs["created_by"].startswith("maestro ")
+    assert store.attrs["version"] == 2
+    assert store.crs == store.attrs["crs"] == reader.store.crs != ""
     for m in reader.store.modalities:
         attrs = store.group[m.name].attrs
         assert attrs["bands"] == list(m.bands)
+        assert attrs["wavelengths_um"] == list(m.wavelengths_um)
         assert attrs["dtype"] == m.dtype and attrs["resolution_m"] == m.resolution_m
         assert attrs["scaling"] == {"divisor": m.scaling.divisor, "log": m.scaling.log}
+        geo = attrs["geotransform"]
+        assert geo["pixel_size_m"] == m.resolution_m and geo["footprint"] == "bounds"
+        assert geo["affine"] == ["pixel_size_m", 0, "minx", 0, "-pixel_size_m", "maxy"]
+        assert set(attrs["stats"]) == set(reader.store.split_schemes)
 
 
 def test_stats_equal_numpy_on_train_split(converted) -> None:

@@ -1,0 +1,211 @@
+"""Checks of a raw distribution against its StoreSpec, before and while it is converted.
+
+The index (``RawReader.index()``) is checked as a whole before anything is written (unique
+ids, known split schemes and names, date counts of temporal modalities); each sample is
+checked when it is read (shapes, dtypes, dates, masks, label, bounds and CRS). Every error
+is a :class:`~maestro.data.errors.RawFormatError` naming the raw root, the sample and the
+modality (or label) at fault.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from maestro.data.errors import RawFormatError
+from maestro.data.sample import RawSample, SampleRef
+from maestro.data.zarr_store import SPLIT_CODES
+from maestro.datasets.spec import ModalitySpec, StoreSpec
+
+__all__ = ["order_refs", "padded_dates", "validate_sample"]
+
+_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, None: 3}
+
+
+def _where(root: Path, sample_id: str, what: str) -> str:
+    return f"{root} sample {sample_id!r} {what}"
+
+
+def _check(ok: bool, where: str, expected: str, found: object) -> None:
+    if not ok:
+        raise RawFormatError(where, expected, str(found))
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"shape {tuple(a.shape)} dtype {a.dtype}"
+
+
+@functools.lru_cache(maxsize=256)
+def _crs(text: str) -> CRS | None:
+    try:
+        return CRS.from_user_input(text)
+    except CRSError:
+        return None
+
+
+def _validate_modality(
+    sample: RawSample, ref: SampleRef, m: ModalitySpec, store: StoreSpec, root: Path
+) -> None:
+    where = _where(root, ref.sample_id, f"modality {m.name!r}")
+    _check(m.name in sample.rasters, where, "a raster", f"modalities {sorted(sample.rasters)}")
+    x = np.asarray(sample.rasters[m.name])
+    t = ref.ndates.get(m.name) if m.temporal else 1
+    p = m.pixels(store.tile_m)
+    expected = (t, len(m.bands), p, p)
+    _check(
+        x.shape == expected,
+        where,
+        f"(T, C, H, W) = {expected} (T from the index, C = bands {m.bands})",
+        _describe(x),
+    )
+    _check(x.dtype == np.dtype(m.dtype), where, f"dtype {m.dtype}", _describe(x))
+    _check(m.name in sample.dates, where, "dates", f"dates for {sorted(sample.dates)}")
+    d = np.asarray(sample.dates[m.name])
+    _check(
+        d.shape == (t, 3) and np.issubdtype(d.dtype, np.integer),
+        where,
+        f"integer dates of shape {(t, 3)}",
+        _describe(d),
+    )
+    if m.has_mask:
+        _check(
+            m.name in sample.invalid, where, "an invalid mask", f"masks {sorted(sample.invalid)}"
+        )
+        inv = np.asarray(sample.invalid[m.name])
+        _check(
+            inv.shape == (t, p, p) and inv.dtype == np.bool_,
+            where,
+            f"bool invalid mask of shape {(t, p, p)}",
+            _describe(inv),
+        )
+    else:
+        _check(
+            m.name not in sample.invalid,
+            where,
+            "no invalid mask (the modality declares none)",
+            "a mask",
+        )
+
+
+def _validate_label(sample: RawSample, ref: SampleRef, store: StoreSpec, root: Path) -> None:
+    where = _where(root, ref.sample_id, "label")
+    spec = store.label
+    if spec is None:
+        _check(sample.label is None, where, "no label (the store has none)", "a label")
+    elif spec.kind == "fractions":
+        lab = np.asarray(sample.label)
+        shape: tuple[int, ...] = (len(spec.names),)
+        _check(lab.shape == shape, where, f"{shape} class fractions", _describe(lab))
+        _check(lab.dtype == np.float32, where, "dtype float32", _describe(lab))
+    else:
+        assert spec.grid_modality is not None
+        lab = np.asarray(sample.label)
+        p = store.modality(spec.grid_modality).pixels(store.tile_m)
+        _check(lab.shape == (p, p), where, f"raster of shape {(p, p)}", _describe(lab))
+        _check(lab.dtype == np.dtype(spec.dtype), where, f"dtype {spec.dtype}", _describe(lab))
+        top = int(lab.max()) if lab.size else 0
+        _check(
+            top < len(spec.names) and (lab.size == 0 or int(lab.min()) >= 0),
+            where,
+            f"class values in [0, {len(spec.names)})",
+            f"values in [{lab.min()}, {top}]",
+        )
+
+
+def _validate_place(sample: RawSample, ref: SampleRef, store: StoreSpec, root: Path) -> None:
+    """Bounds (4 values) and their CRS: the store's, or the tile's own when the store has none."""
+    if sample.bounds is None:
+        return
+    b = np.asarray(sample.bounds, dtype=np.float64)
+    _check(b.shape == (4,), _where(root, ref.sample_id, "bounds"), "4 values", b.shape)
+    where = _where(root, ref.sample_id, "crs")
+    if not store.crs:
+        _check(
+            bool(sample.crs),
+            where,
+            "the tile's own CRS with its bounds (the store has no single CRS)",
+            sample.crs,
+        )
+    if sample.crs:
+        own = _crs(sample.crs)
+        _check(own is not None, where, "a CRS that pyproj understands", repr(sample.crs))
+        if store.crs:
+            _check(
+                own == _crs(store.crs),
+                where,
+                f"bounds in the store CRS {store.crs} (readers reproject)",
+                sample.crs,
+            )
+
+
+def validate_sample(sample: RawSample, ref: SampleRef, store: StoreSpec, root: Path) -> None:
+    """Check one RawSample against the StoreSpec and its index entry.
+
+    Raises:
+        RawFormatError: naming the sample and the modality (or label) that does not match.
+    """
+    where = _where(root, ref.sample_id, "")
+    _check(sample.sample_id == ref.sample_id, where, f"id {ref.sample_id!r}", sample.sample_id)
+    extra = sorted(set(sample.rasters) - {m.name for m in store.stored_modalities})
+    _check(not extra, where, f"modalities {[m.name for m in store.stored_modalities]}", extra)
+    for m in store.stored_modalities:
+        _validate_modality(sample, ref, m, store, root)
+    _validate_label(sample, ref, store, root)
+    _validate_place(sample, ref, store, root)
+    r = np.asarray(sample.ref_date)
+    _check(
+        r.shape == (3,),
+        _where(root, ref.sample_id, "ref_date"),
+        "(year, doy, hour)",
+        _describe(r),
+    )
+
+
+def order_refs(refs: list[SampleRef], store: StoreSpec, root: Path) -> list[SampleRef]:
+    """Store order: default-scheme split (train, val, test, none), then sample id.
+
+    Raises:
+        RawFormatError: duplicate ids, or a split scheme or name the store does not declare.
+    """
+    ids = [r.sample_id for r in refs]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise RawFormatError(root, "unique sample ids in the index", f"duplicates {dup}")
+    main = "default" if "default" in store.split_schemes else store.split_schemes[0]
+    for r in refs:
+        bad = {k: v for k, v in r.splits.items() if v is not None and v not in SPLIT_CODES}
+        unknown = set(r.splits) - set(store.split_schemes)
+        if bad or unknown:
+            raise RawFormatError(
+                _where(root, r.sample_id, "splits"),
+                f"schemes {store.split_schemes} -> train/val/test/None",
+                r.splits,
+            )
+    return sorted(refs, key=lambda r: (_SPLIT_ORDER[r.splits.get(main)], r.sample_id))
+
+
+def padded_dates(refs: list[SampleRef], store: StoreSpec, root: Path) -> dict[str, int]:
+    """Modality -> Tmax, the padded number of dates (1 for single-date modalities).
+
+    Raises:
+        RawFormatError: a temporal modality without a date count in the index.
+    """
+    out = {}
+    for m in store.stored_modalities:
+        if not m.temporal:
+            out[m.name] = 1
+            continue
+        for r in refs:
+            n = r.ndates.get(m.name)
+            if n is None or n < 0:
+                raise RawFormatError(
+                    _where(root, r.sample_id, "index"),
+                    f"ndates of temporal modality {m.name!r}",
+                    r.ndates,
+                )
+        out[m.name] = max(1, max(r.ndates[m.name] for r in refs))
+    return out
