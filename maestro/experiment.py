@@ -14,14 +14,20 @@ from maestro.datasets import Catalog, catalog
 from maestro.model.config import MAEConfig, build_config
 from maestro.train.config import PhaseConfig, phase_config
 
-#: Columns of the ablation sheet (config/variants.tsv) and their allowed values.
+#: Columns that identify an ablation cell (its path) and their allowed values. ``inter`` is
+#: the number of shared inter-group blocks, ``length`` the pretraining length multiplier
+#: (2 = the paper's MAESTRO†).
 CELL_VALUES: dict[str, tuple[str, ...]] = {
     "fusion": ("shared", "monotemp", "mod", "group"),
     "spectral": ("joint", "token"),
     "norm": ("none", "patch", "patchgroup"),
     "groups": ("spec", "analysis"),
+    "size": ("tiny", "small", "base", "large"),
+    "length": ("1", "2"),
 }
-CELL_COLUMNS = ("fusion", "inter", "spectral", "norm", "groups")
+CELL_COLUMNS = ("fusion", "inter", "spectral", "norm", "groups", "size", "length")
+#: Scheduling columns of the sheet (not part of a cell's identity or path).
+SCHEDULE_COLUMNS = ("scratch", "datasets")
 _TARGET_NORM = {"none": "none", "patch": "patch", "patchgroup": "patch_group"}
 
 
@@ -30,10 +36,12 @@ def check_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     missing = [c for c in CELL_COLUMNS if c not in cell]
     if missing:
         raise ValueError(f"ablation cell {dict(cell)} lacks columns {missing}")
-    out = {c: cell[c] for c in CELL_COLUMNS}
+    out = {c: str(cell[c]) for c in CELL_COLUMNS}
     for col, allowed in CELL_VALUES.items():
-        if str(out[col]) not in allowed:
+        if out[col] not in allowed:
             raise ValueError(f"ablation cell: {col}={out[col]!r} is not one of {allowed}")
+    if not out["inter"].isdigit():
+        raise ValueError(f"ablation cell: inter={out['inter']!r} is not a whole number")
     out["inter"] = int(out["inter"])
     return out
 
@@ -56,10 +64,12 @@ def fusion_label(cell: Mapping[str, Any]) -> str:
 
 
 def model_config(job: Mapping[str, Any]) -> MAEConfig:
-    """Size preset + ``model`` overrides + the ``cell``'s variant fields."""
+    """Size preset (the cell's, else ``model.size``) + ``model`` overrides + the cell's fields."""
     section = dict(job.get("model") or {})
     size = section.pop("size", "tiny")
     cell = job.get("cell")
+    if cell and "size" in cell:
+        size = str(cell["size"])
     changes = cell_model_changes(cell) if cell else {}
     return build_config(size, **{**section, **changes})
 
@@ -70,5 +80,10 @@ def job_catalog(job: Mapping[str, Any]) -> Catalog:
 
 
 def job_phase(name: str, job: Mapping[str, Any]) -> PhaseConfig:
-    """Paper defaults of a phase with the job's ``phase`` overrides."""
-    return phase_config(name, job.get("phase") or {})
+    """Paper defaults of a phase with the job's ``phase`` overrides; a cell's ``length``
+    multiplies the pretraining epochs (MAESTRO† pretrains twice as long)."""
+    phase = phase_config(name, job.get("phase") or {})
+    length = int((job.get("cell") or {}).get("length", 1))
+    if name == "pretrain" and length != 1:
+        phase = phase.replace(epochs=phase.epochs * length)
+    return phase

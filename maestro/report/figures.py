@@ -98,3 +98,66 @@ def reconstruction_figure(npz_path: str | Path, out: str | Path, title: str = ""
     if title:
         fig.suptitle(title, fontsize=10)
     _save(fig, out)
+
+
+def ablation_bars(tables: Sequence[str | Path], out: str | Path) -> None:
+    """One panel per ablation table: bars = variants, groups = datasets, whiskers = 95 % CI."""
+    frames = [(Path(t).stem.replace("ablation_", ""), pd.read_csv(t)) for t in tables]
+    frames = [(name, df) for name, df in frames if len(df)]
+    if not frames:
+        raise ValueError("no ablation results to plot")
+    fig, axes = plt.subplots(1, len(frames), figsize=(5.0 * len(frames), 4.2), squeeze=False)
+    for ax, (name, df) in zip(axes[0], frames, strict=True):
+        datasets = list(dict.fromkeys(df["dataset"]))
+        variants = list(dict.fromkeys(df["Variant"]))
+        width = 0.8 / len(variants)
+        for i, v in enumerate(variants):
+            sub = df[df["Variant"] == v].set_index("dataset").reindex(datasets)
+            x = np.arange(len(datasets)) + (i - (len(variants) - 1) / 2) * width
+            err = np.stack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
+            ax.bar(x, sub["mean"], width, yerr=np.nan_to_num(err), capsize=2, label=v)
+        titles = df.drop_duplicates("dataset").set_index("dataset")
+        ax.set_xticks(
+            np.arange(len(datasets)),
+            [f"{titles.loc[d, 'title']}\n({titles.loc[d, 'metric']})" for d in datasets],
+            fontsize=8,
+        )
+        ax.set_title(name.replace("norm", "target normalization").replace("_", " "), fontsize=10)
+        ax.set_ylabel("test metric (%)")
+        ax.legend(fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    _save(fig, out)
+
+
+def segmentation_maps(npz_path: str | Path, out: str | Path, title: str = "") -> None:
+    """Rows = test crops; columns = input (reference modality, first date), label, prediction."""
+    data = np.load(npz_path, allow_pickle=False)
+    classes = [str(c) for c in data["classes"]]
+    bands = [str(b) for b in data["bands"]]
+    cmap = plt.get_cmap("tab20", len(classes))
+    n = len(data["label"])
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    for row, k in zip(axes, range(n), strict=True):
+        img = data["image"][k]
+        row[0].imshow(_display(img, bands, img), cmap="gray", vmin=0.0, vmax=1.0)
+        for ax, key in zip(row[1:], ("label", "prediction"), strict=True):
+            m = np.ma.masked_less(data[key][k], 0)  # ignored pixels stay blank
+            ax.imshow(m, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, interpolation="nearest")
+        for ax, name in zip(row, ("input", "label", "prediction"), strict=True):
+            ax.set_title(f"crop {k}: {name}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    present = sorted(set(np.unique(data["label"])) | set(np.unique(data["prediction"])) - {-1})
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(c)) for c in present if c >= 0]
+    fig.legend(
+        handles,
+        [classes[c] for c in present if c >= 0],
+        loc="lower center",
+        ncol=4,
+        fontsize=7,
+        frameon=False,
+    )
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(bottom=0.12)
+    _save(fig, out)

@@ -24,3 +24,16 @@ TABLE1: dict[tuple[str, str, str], tuple[float | None, ...]] = {
     ("ViT (supervised)", "Base", "inter-group"): (75.6, 64.5, 58.2, 62.1),
     ("Previous SOTA", "-", "-"): (75.1, 66.5, 64.1, 64.3),
 }
+
+#: Table 2 (cross-dataset, README at HEAD, MAESTRO_SPEC §9.3): (model, pretraining data) ->
+#: values in TABLE1_DATASETS order; None = not reported ("–").
+TABLE2: dict[tuple[str, str], tuple[float | None, ...]] = {
+    ("MAESTRO", "FLAIR-HUB"): (79.6, 68.0, None, None),
+    ("MAESTRO", "S2-NAIP urban"): (78.8, 67.4, 62.6, 64.6),
+    ("DINO-v2", "LVD-142M"): (76.7, 64.4, 64.2, 66.0),
+    ("DINO-v2 sat.", "Maxar Vivid2"): (76.3, 64.0, 63.5, 66.0),
+    ("DOFA", "DOFA MM"): (76.0, 62.9, 62.3, 65.1),
+    ("CROMA", "SSL4EO"): (70.5, 65.0, 39.0, 44.3),
+    ("Prithvi-EO-2.0", "HLS"): (75.6, 66.2, 41.8, 44.9),
+    ("SatMAE", "fMoW RGB+S"): (76.9, 66.6, 42.5, 45.0),
+}

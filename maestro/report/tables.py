@@ -1,35 +1,56 @@
-"""Aggregate downstream ``metrics.json`` files into a table shaped like the paper's Table 1.
+"""Tables from downstream ``metrics.json`` files (never recomputes a metric).
 
-Rows are models (MAESTRO fine-tuned, MAESTRO probed, ViT trained from scratch) per ablation
-cell; columns are datasets; cells are the test metric in %, mean ± std over seeds.
+- Table 1: intra-dataset results of the MAESTRO recipe per fusion mode, size and pretraining
+  length (MAESTRO, MAESTRO†), the frozen-encoder probe, and the supervised ViT, with the
+  paper's published numbers beside ours.
+- Table 2: cross-dataset results (pretrained on one dataset, fine-tuned on another).
+- One table per ablation axis (target normalization, spectral fusion, fusion mode): the
+  reference cell and every cell that differs from it on that axis only.
+
+A table cell is the test metric in %, mean ± std over seeds, and a 95 % interval from a
+hierarchical bootstrap: resample a seed, then one of the bootstrap replicates that seed's job
+stored (which resampled the test items). Every table is written as Markdown, CSV and LaTeX.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from maestro.report.paper import TABLE1, TABLE1_DATASETS
+from maestro.report import paper
 from maestro.utils.atomic import write_text
 
-MODEL_NAMES = {"finetune": "MAESTRO", "probe": "MAESTRO (probe)", "scratch": "ViT (supervised)"}
-MODE_ORDER = ("finetune", "probe", "scratch")
 METRIC_NAMES = {"weighted_f1": "wF1", "miou": "mIoU"}
 SIZE_NAMES = {"tiny": "Tiny", "small": "Small", "base": "Base", "large": "Large"}
-NORM_NAMES = {"none": "none", "patch": "patch", "patchgroup": "patch-group"}
+NORM_NAMES = {"none": "none", "patch": "patch-wise", "patchgroup": "patch-group-wise"}
+HIERARCHICAL_DRAWS = 4000
+#: Ablation axes: the cell columns that define each.
+AXES = {
+    "norm": ("Target normalization", ("norm", "groups")),
+    "spectral": ("Spectral fusion", ("spectral",)),
+    "fusion": ("Fusion mode", ("fusion", "inter")),
+}
 
 
-def fusion_name(cell: dict[str, Any]) -> str:
+def fusion_name(cell: Mapping[str, Any]) -> str:
     """The paper's fusion-mode label of a cell."""
     return f"inter-{cell['fusion']}" if int(cell["inter"]) else str(cell["fusion"])
 
 
-def size_label(size: str, overrides: dict[str, Any]) -> str:
+def norm_name(cell: Mapping[str, Any]) -> str:
+    """Target normalization label (with the source of the groups when patch-group-wise)."""
+    name = NORM_NAMES.get(str(cell["norm"]), str(cell["norm"]))
+    if cell["norm"] == "patchgroup":
+        name += " (found groups)" if cell.get("groups") == "analysis" else " (spec groups)"
+    return name
+
+
+def size_label(size: str, overrides: Mapping[str, Any]) -> str:
     """``Tiny``, or ``Tiny (depth 6)`` when the preset was overridden."""
     name = SIZE_NAMES.get(size, size)
     if overrides:
@@ -37,30 +58,31 @@ def size_label(size: str, overrides: dict[str, Any]) -> str:
     return name
 
 
-def load_metrics(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per metrics file: model labels, dataset, seed and the test metric (in %)."""
+def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per downstream metrics file, with its labels and bootstrap replicates (in %)."""
     rows = []
     for path in paths:
         m = json.loads(Path(path).read_text())
         missing = [k for k in ("dataset", "mode", "metric", "test", "cell", "seed") if k not in m]
         if missing:
             raise ValueError(f"{path}: not a downstream metrics file (missing {missing})")
-        cell = m["cell"]
+        cell = {k: str(v) for k, v in m["cell"].items()}
+        boot = (m["test"].get("bootstrap") or {}).get("replicates") or []
         rows.append(
             {
-                "model": MODEL_NAMES[m["mode"]],
+                **{f"cell_{k}": v for k, v in cell.items()},
                 "mode": m["mode"],
-                "size": size_label(m.get("model_size", ""), m.get("model_overrides") or {}),
-                "fusion": fusion_name(cell),
-                "norm": NORM_NAMES.get(cell["norm"], cell["norm"]),
-                "spectral": cell["spectral"],
-                "groups": cell["groups"],
+                "source": m.get("transfer_from"),
+                "size": size_label(
+                    cell.get("size", m.get("model_size", "")), m.get("model_overrides") or {}
+                ),
                 "dataset": m["dataset"],
                 "title": m.get("title", m["dataset"]),
                 "metric": METRIC_NAMES.get(m["metric"], m["metric"]),
                 "seed": int(m["seed"]),
                 "value": 100.0 * float(m["test"][m["metric"]]),
-                "source": str(path),
+                "replicates": 100.0 * np.asarray(boot, dtype=np.float64),
+                "path": str(path),
             }
         )
     if not rows:
@@ -68,92 +90,158 @@ def load_metrics(paths: Sequence[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and seed count per (row labels, dataset)."""
-    keys = [
-        "mode",
-        "model",
-        "size",
-        "fusion",
-        "norm",
-        "spectral",
-        "groups",
+def hierarchical_ci(
+    replicates: Sequence[np.ndarray], draws: int = HIERARCHICAL_DRAWS
+) -> tuple[float, float]:
+    """95 % interval over seeds then items: each draw picks a seed, then one of its replicates."""
+    reps = [r for r in replicates if len(r)]
+    if not reps:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(0)
+    seeds = rng.integers(0, len(reps), size=draws)
+    values = np.array([reps[s][rng.integers(0, len(reps[s]))] for s in seeds])
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean, std, seed count and hierarchical 95 % interval per ``keys`` + dataset."""
+    columns = [
+        *keys,
         "dataset",
         "title",
         "metric",
+        "mean",
+        "std",
+        "n_seeds",
+        "seeds",
+        "ci_low",
+        "ci_high",
     ]
-    agg = df.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
-    agg["std"] = agg["std"].fillna(0.0)
-    seeds = df.groupby(keys, sort=False)["seed"].apply(lambda s: " ".join(map(str, sorted(s))))
-    return agg.merge(seeds.rename("seeds").reset_index(), on=keys)
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    out = []
+    for key, g in df.groupby([*keys, "dataset"], sort=False, dropna=False):
+        lo, hi = hierarchical_ci(list(g["replicates"]))
+        out.append(
+            dict(zip([*keys, "dataset"], key, strict=True))
+            | {
+                "title": g["title"].iloc[0],
+                "metric": g["metric"].iloc[0],
+                "mean": g["value"].mean(),
+                "std": g["value"].std(ddof=1) if len(g) > 1 else 0.0,
+                "n_seeds": len(g),
+                "seeds": " ".join(map(str, sorted(g["seed"]))),
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
+    return pd.DataFrame(out)
 
 
-def _fmt(mean: float, std: float, n: int) -> str:
-    if math.isnan(mean):
+def fmt(row: Mapping[str, Any] | None) -> str:
+    """``55.0 ± 7.1 [41.2, 66.3]`` (std only with several seeds), or ``–``."""
+    if row is None:
         return "–"
-    return f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
+    text = f"{row['mean']:.1f}"
+    if row["n_seeds"] > 1:
+        text += f" ± {row['std']:.1f}"
+    if np.isfinite(row["ci_low"]):
+        text += f" [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
+    return text
 
 
-def table1_markdown(summary: pd.DataFrame) -> str:
-    """The Markdown table: our rows, then the paper's reference rows for the same datasets."""
-    datasets = [d for d in TABLE1_DATASETS if d in set(summary["dataset"])]
-    datasets += [d for d in dict.fromkeys(summary["dataset"]) if d not in datasets]
+def _datasets(summary: pd.DataFrame) -> list[str]:
+    present = list(dict.fromkeys(summary["dataset"]))
+    return [d for d in paper.TABLE1_DATASETS if d in present] + [
+        d for d in present if d not in paper.TABLE1_DATASETS
+    ]
+
+
+def pivot(
+    summary: pd.DataFrame, label_cols: list[str]
+) -> tuple[list[str], list[list[str]], pd.DataFrame]:
+    """Rows of formatted cells: header, body, and the long table for the CSV."""
+    if summary.empty:
+        return list(label_cols), [], summary
+    datasets = _datasets(summary)
     titles = dict(zip(summary["dataset"], summary["title"], strict=False))
     metrics = dict(zip(summary["dataset"], summary["metric"], strict=False))
-    row_keys = ["mode", "model", "size", "fusion", "norm", "spectral", "groups"]
-    order = {m: i for i, m in enumerate(MODE_ORDER)}
-    rows = summary[row_keys].drop_duplicates()
-    rows = (
-        rows.assign(_o=rows["mode"].map(order))
-        .sort_values(["_o", "fusion", "norm"])
-        .drop(columns="_o")
-    )
+    header = [*label_cols, *(f"{titles[d]} ({metrics[d]})" for d in datasets)]
+    body = []
+    for labels, g in summary.groupby(label_cols, sort=False, dropna=False):
+        labels = labels if isinstance(labels, tuple) else (labels,)
+        by_ds = {r["dataset"]: r for _, r in g.iterrows()}
+        body.append([*(str(v) for v in labels), *(fmt(by_ds.get(d)) for d in datasets)])
+    return header, body, summary
 
-    head = ["Model", "Size", "Fusion mode", "Target norm", "Spectral", "Groups"]
-    lines = [
-        "| " + " | ".join(head + [f"{titles[d]} ({metrics[d]})" for d in datasets]) + " |",
-        "|" + "---|" * (len(head) + len(datasets)),
-    ]
-    for _, r in rows.iterrows():
-        cells = []
-        for d in datasets:
-            hit = summary[
-                (summary[row_keys] == r[row_keys]).all(axis=1) & (summary["dataset"] == d)
-            ]
-            cells.append(_fmt(*hit[["mean", "std", "count"]].iloc[0]) if len(hit) else "–")
-        lines.append(
-            "| "
-            + " | ".join(
-                [r["model"], r["size"], r["fusion"], r["norm"], r["spectral"], r["groups"], *cells]
-            )
-            + " |"
+
+def markdown(header: list[str], body: list[list[str]]) -> str:
+    """A GitHub Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body]) + "\n"
+
+
+_LATEX = {
+    "&": r"\&",
+    "%": r"\%",
+    "#": r"\#",
+    "_": r"\_",
+    "±": r"$\pm$",
+    "†": r"$^\dagger$",
+    "–": "--",
+}
+
+
+def _esc(s: str) -> str:
+    return "".join(_LATEX.get(ch, ch) for ch in s)
+
+
+def latex(header: list[str], body: list[list[str]], caption: str, n_labels: int) -> str:
+    """A booktabs LaTeX table: ``n_labels`` left-aligned label columns, centred values."""
+    esc = _esc
+    cols = "l" * n_labels + "c" * (len(header) - n_labels)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}"]
+    lines += [rf"\begin{{tabular}}{{{cols}}}", r"\toprule"]
+    lines.append(" & ".join(esc(h) for h in header) + r" \\")
+    lines.append(r"\midrule")
+    lines += [" & ".join(esc(c) for c in row) + r" \\" for row in body]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(
+    stem: str | Path,
+    title: str,
+    note: str,
+    table: tuple[list[str], list[list[str]], pd.DataFrame],
+    n_labels: int,
+    extra_md: str = "",
+) -> None:
+    """``stem``.md (title, note, table), ``stem``.csv (long format) and ``stem``.tex."""
+    stem = Path(stem)
+    header, body, long = table
+    md = f"# {title}\n\n{note}\n\n" + (markdown(header, body) if body else "(no run)\n") + extra_md
+    write_text(stem.with_suffix(".md"), md)
+    long = long.drop(columns=[c for c in ("replicates",) if c in long.columns])
+    write_text(stem.with_suffix(".csv"), long.round(4).to_csv(index=False))
+    write_text(stem.with_suffix(".tex"), latex(header, body, f"{title}. {note}", n_labels))
+
+
+def reference_table(
+    rows: Mapping[tuple[str, ...], tuple[float | None, ...]],
+    datasets: list[str],
+    head: list[str],
+    titles: Mapping[str, str],
+) -> str:
+    """The paper's published numbers for ``datasets`` (Markdown), labelled as such."""
+    body = []
+    for labels, values in rows.items():
+        by_ds = dict(zip(paper.TABLE1_DATASETS, values, strict=True))
+        body.append(
+            [*labels, *("–" if by_ds.get(d) is None else f"{by_ds[d]:.1f}" for d in datasets)]
         )
-
-    ref = ["", "Published reference (MAESTRO paper, Table 1; Base models, full datasets):", ""]
-    ref.append("| Model | Size | Fusion mode | " + " | ".join(titles[d] for d in datasets) + " |")
-    ref.append("|" + "---|" * (3 + len(datasets)))
-    for (model, size, fusion), values in TABLE1.items():
-        vals = dict(zip(TABLE1_DATASETS, values, strict=True))
-        ref.append(
-            f"| {model} | {size} | {fusion} | "
-            + " | ".join("–" if vals.get(d) is None else f"{vals[d]:.1f}" for d in datasets)
-            + " |"
-        )
-    return "\n".join(lines + ref) + "\n"
-
-
-def write_table1(
-    paths: Sequence[str | Path], out_md: str | Path, out_csv: str | Path
-) -> pd.DataFrame:
-    """Write the Markdown table and the long-format CSV (one row per model x dataset)."""
-    summary = summarize(load_metrics(paths))
-    note = (
-        "# Table 1: downstream test results\n\n"
-        "Test-split metric in % (mean ± std over seeds when several). Rows: MAESTRO = pretrained, "
-        "probed, then fine-tuned; MAESTRO (probe) = frozen encoder; ViT (supervised) = the same "
-        "architecture trained from scratch. Generated by `maestro report-table` from the "
-        "metrics.json files listed in the CSV.\n\n"
+    head = [*head, *(titles.get(d, d) for d in datasets)]
+    return "\nPublished reference (MAESTRO paper; Base models, full datasets):\n\n" + markdown(
+        head, body
     )
-    write_text(out_md, note + table1_markdown(summary))
-    write_text(out_csv, summary.round(4).to_csv(index=False))
-    return summary

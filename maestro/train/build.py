@@ -80,12 +80,9 @@ def load_mae(path: str | Path, dataset: DatasetSpec) -> tuple[MAESTRO, dict[str,
     model.load_state_dict(loadable, strict=False)
     if skipped or missing:
         log.warning(
-            "%s: %d tensors skipped, %d left at init: %s",
-            path,
-            len(skipped),
-            len(missing),
-            missing[:8],
-        )
+            "%s: %d tensors skipped (%s); %d left at init (%s)",
+            path, len(skipped), _modules(skipped), len(missing), _modules(missing),
+        )  # fmt: skip
     return model, record
 
 
@@ -98,6 +95,11 @@ def load_for_downstream(
         return load_downstream(path, dataset)
     mae, record = load_mae(path, dataset)
     return DownstreamModel(mae, dataset.task, label_px(dataset)), record
+
+
+def _modules(keys: list[str]) -> str:
+    """Tensor names summarized by module (first two name components)."""
+    return ", ".join(dict.fromkeys(".".join(k.split(".")[:2]) for k in keys)) or "none"
 
 
 def load_downstream(

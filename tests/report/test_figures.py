@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from maestro.report.figures import _display, loss_curves, reconstruction_figure
@@ -59,3 +60,40 @@ def test_rulegraph_parsing_and_layers():
     assert layers(nodes, edges) == {"1": 0, "2": 1, "0": 2}
     with pytest.raises(ValueError, match="no rule found"):
         parse_dot("digraph {}")
+
+
+def test_ablation_bars_and_segmentation_maps(tmp_path):
+    from maestro.report.figures import ablation_bars, segmentation_maps
+
+    rows = [
+        {
+            "Variant": v,
+            "dataset": d,
+            "title": d.upper(),
+            "metric": "mIoU",
+            "mean": m,
+            "ci_low": m - 2,
+            "ci_high": m + 2,
+        }
+        for v, m in (("ref", 40.0), ("none", 35.0))
+        for d in ("a", "b")
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "ablation_norm.csv", index=False)
+    ablation_bars([tmp_path / "ablation_norm.csv"], tmp_path / "ab.png")
+    assert (tmp_path / "ab.png").read_bytes()[:8] == PNG
+    rng = np.random.default_rng(0)
+    label = rng.integers(-1, 5, size=(2, 8, 8)).astype(np.int16)
+    arrays = {
+        "label": label,
+        "prediction": np.clip(label, 0, None),
+        "image": rng.random((2, 3, 8, 8)),
+    }
+    arrays |= {"bands": np.array(["R", "G", "B"]), "classes": np.array([f"c{i}" for i in range(5)])}
+    np.savez(tmp_path / "p.npz", **arrays)
+    segmentation_maps(tmp_path / "p.npz", tmp_path / "seg.png", title="t")
+    assert (tmp_path / "seg.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="no ablation results"):
+        pd.DataFrame(columns=["Variant", "dataset"]).to_csv(
+            tmp_path / "ablation_x.csv", index=False
+        )
+        ablation_bars([tmp_path / "ablation_x.csv"], tmp_path / "none.png")

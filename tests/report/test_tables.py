@@ -1,57 +1,120 @@
-"""Table 1 aggregation from metrics files: rows, columns, seed statistics, paper reference."""
+"""Tables from metrics files: rows, columns, seed statistics, intervals, formats."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from maestro.report.tables import write_table1
+from maestro.report.build import write_all
+from maestro.report.compute import write_compute_table
+from maestro.report.tables import hierarchical_ci
 
-CELL = {
-    "fusion": "group",
-    "inter": "3",
-    "spectral": "joint",
-    "norm": "patchgroup",
-    "groups": "spec",
-}
+REF = {
+    "fusion": "group", "inter": "3", "spectral": "joint", "norm": "patchgroup", "groups": "spec",
+    "size": "tiny", "length": "1",
+}  # fmt: skip
+TITLES = {"treesatai_ts": "TreeSatAI-TS", "pastis_hd": "PASTIS-HD"}
+METRIC = {"treesatai_ts": "weighted_f1", "pastis_hd": "miou"}
 
 
-def _metrics(tmp_path, name, dataset, mode, metric, values, seed):
+def _metrics(tmp_path, name, dataset, mode, value, seed=0, source=None, **cell):
+    rng = np.random.default_rng(seed)
     path = tmp_path / f"{name}.json"
-    title = {"treesatai_ts": "TreeSatAI-TS", "pastis_hd": "PASTIS-HD"}[dataset]
+    replicates = np.clip(value + rng.normal(0, 0.02, 1000), 0, 1)
     path.write_text(json.dumps({
-        "dataset": dataset, "title": title,
-        "mode": mode, "metric": metric, "test": {metric: values}, "cell": CELL, "seed": seed,
-        "model_size": "tiny",
+        "dataset": dataset, "title": TITLES[dataset], "mode": mode, "metric": METRIC[dataset],
+        "test": {METRIC[dataset]: value, "bootstrap": {"replicates": replicates.tolist()}},
+        "cell": REF | cell, "seed": seed, "model_size": "tiny", "transfer_from": source,
     }))  # fmt: skip
     return path
 
 
-def test_table1_rows_columns_and_seed_statistics(tmp_path):
+def test_tables_rows_statistics_and_formats(tmp_path):
     paths = [
-        _metrics(tmp_path, "a0", "treesatai_ts", "finetune", "weighted_f1", 0.50, 0),
-        _metrics(tmp_path, "a1", "treesatai_ts", "finetune", "weighted_f1", 0.60, 1),
-        _metrics(tmp_path, "b0", "pastis_hd", "finetune", "miou", 0.25, 0),
-        _metrics(tmp_path, "c0", "treesatai_ts", "scratch", "weighted_f1", 0.40, 0),
+        _metrics(tmp_path, "a0", "treesatai_ts", "finetune", 0.50, seed=0),
+        _metrics(tmp_path, "a1", "treesatai_ts", "finetune", 0.60, seed=1),
+        _metrics(tmp_path, "b0", "pastis_hd", "finetune", 0.25),
+        _metrics(tmp_path, "c0", "treesatai_ts", "scratch", 0.40),
+        _metrics(tmp_path, "d0", "treesatai_ts", "finetune", 0.70, length="2"),
+        _metrics(tmp_path, "e0", "treesatai_ts", "finetune", 0.30, norm="none"),
+        _metrics(tmp_path, "f0", "treesatai_ts", "finetune", 0.35, fusion="shared", inter="0"),
+        _metrics(tmp_path, "g0", "treesatai_ts", "finetune", 0.45, source="s2_naip"),
     ]
-    summary = write_table1(paths, tmp_path / "t.md", tmp_path / "t.csv")
-    md = (tmp_path / "t.md").read_text()
-    head = "| Model | Size | Fusion mode | Target norm | Spectral | Groups |"
-    assert f"{head} TreeSatAI-TS (wF1) | PASTIS-HD (mIoU) |" in md
-    assert "| MAESTRO | Tiny | inter-group | patch-group | joint | spec | 55.0 ± 7.1 | 25.0 |" in md
-    assert "| ViT (supervised) | Tiny | inter-group | patch-group | joint | spec | 40.0 | – |" in md
+    write_all(paths, REF, tmp_path / "out")
+    md = (tmp_path / "out" / "table1.md").read_text()
+    assert "| Model | Size | Fusion mode | TreeSatAI-TS (wF1) | PASTIS-HD (mIoU) |" in md
+    row = next(
+        line for line in md.splitlines() if line.startswith("| MAESTRO | Tiny | inter-group")
+    )
+    assert "55.0 ± 7.1 [" in row and "| 25.0 [" in row  # two seeds; one seed: no std
+    assert "| MAESTRO† | Tiny | inter-group | 70.0 [" in md
+    assert "| ViT (supervised) | Tiny | inter-group | 40.0 [" in md
+    assert "shared" not in md.split("Published reference")[0]  # ablation cells are not Table 1
     assert "| MAESTRO | Base | inter-group | 78.8 | 68.6 |" in md  # the paper's numbers, labelled
-    csv = pd.read_csv(tmp_path / "t.csv")
-    row = csv[(csv["model"] == "MAESTRO") & (csv["dataset"] == "treesatai_ts")].iloc[0]
-    assert row["mean"] == pytest.approx(55.0) and row["count"] == 2 and row["seeds"] == "0 1"
-    assert len(summary) == 3
+    t2 = (tmp_path / "out" / "table2.md").read_text()
+    assert (
+        "| MAESTRO | Tiny | S2-NAIP urban | 45.0 [" in t2
+        and "| MAESTRO | S2-NAIP urban | 78.8 |\n" in t2
+    )
+    norm = pd.read_csv(tmp_path / "out" / "ablation_norm.csv")
+    assert set(norm["Variant"]) == {"patch-group-wise (spec groups) (reference)", "none"}
+    fusion = pd.read_csv(tmp_path / "out" / "ablation_fusion.csv")
+    assert set(fusion["Variant"]) == {"inter-group (reference)", "shared"}
+    tex = (tmp_path / "out" / "table1.tex").read_text()
+    assert r"\begin{tabular}{lllcc}" in tex and r"$\pm$" in tex and "MAESTRO$^\\dagger$" in tex
+    t1 = pd.read_csv(tmp_path / "out" / "table1.csv")
+    maestro = t1[(t1["Model"] == "MAESTRO") & (t1["dataset"] == "treesatai_ts")].iloc[0]
+    assert (
+        maestro["n_seeds"] == 2
+        and maestro["seeds"] == "0 1"
+        and maestro["ci_low"] < 50 < maestro["ci_high"]
+    )
+
+
+def test_hierarchical_interval_covers_seed_spread():
+    narrow = [np.full(100, 50.0), np.full(100, 60.0)]
+    lo, hi = hierarchical_ci(narrow)
+    assert lo == pytest.approx(50.0) and hi == pytest.approx(60.0)
+    assert np.isnan(hierarchical_ci([np.array([])])[0])
 
 
 def test_rejects_files_that_are_not_downstream_metrics(tmp_path):
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps({"dataset": "x", "phase": "pretrain"}))
     with pytest.raises(ValueError, match="not a downstream metrics file"):
-        write_table1([bad], tmp_path / "t.md", tmp_path / "t.csv")
-    assert not (tmp_path / "t.md").exists()
+        write_all([bad], REF, tmp_path / "out")
+    assert not (tmp_path / "out" / "table1.md").exists()
+
+
+def test_compute_table_from_benchmarks(tmp_path):
+    res = tmp_path / "results"
+    cell = "c"
+    head = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rule, secs, device in (("pretrain", 3600.0, "cuda:0"), ("finetune", 1800.0, "cpu")):
+        bench = res / "benchmarks" / rule / "pastis_hd" / cell / "seed~0.tsv"
+        bench.parent.mkdir(parents=True)
+        bench.write_text(head + f"{secs}\t-\t2048\t0\t0\t0\t0\t0\t1\t{secs * 2}\n")
+        prov = res / rule / "pastis_hd" / cell / "seed~0" / "provenance.json"
+        prov.parent.mkdir(parents=True)
+        prov.write_text(json.dumps({"device": {"device": device, "world_size": 2}}))
+    agg = write_compute_table(res, tmp_path / "compute")
+    pre = agg[agg["rule"] == "pretrain"].iloc[0]
+    assert pre["wall_h"] == pytest.approx(1.0) and pre["cpu_h"] == pytest.approx(2.0)
+    assert pre["gpu_h"] == pytest.approx(2.0)  # 2 GPUs (DDP) for an hour
+    assert agg[agg["rule"] == "finetune"].iloc[0]["gpu_h"] == 0  # a CPU job
+    assert agg[agg["rule"] == "total"].iloc[0]["wall_h"] == pytest.approx(1.5)
+    assert (
+        "| pretrain | pastis_hd | 1 | 1.000 | 2.000 | 2.000 | 2.00 |"
+        in (tmp_path / "compute.md").read_text()
+    )
+
+
+def test_minimal_run_writes_every_table(tmp_path):
+    write_all([_metrics(tmp_path, "a", "pastis_hd", "finetune", 0.3)], REF, tmp_path / "out")
+    assert "(no run)" in (tmp_path / "out" / "table2.md").read_text()
+    for axis in ("norm", "spectral", "fusion"):
+        table = pd.read_csv(tmp_path / "out" / f"ablation_{axis}.csv")
+        assert len(table) == 1 and table["Variant"].iloc[0].endswith("(reference)")

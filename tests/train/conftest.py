@@ -15,12 +15,9 @@ TINY_MODEL = {
     "mlp_dim": 24, "decoder_dim": 16, "decoder_heads": 2, "decoder_dim_head": 8, "head_heads": 2,
 }  # fmt: skip
 CELL = {
-    "fusion": "group",
-    "inter": "1",
-    "spectral": "joint",
-    "norm": "patchgroup",
-    "groups": "spec",
-}
+    "fusion": "group", "inter": "1", "spectral": "joint", "norm": "patchgroup", "groups": "spec",
+    "size": "tiny", "length": "1",
+}  # fmt: skip
 
 
 def job(phase: dict | None = None) -> dict:

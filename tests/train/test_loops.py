@@ -155,3 +155,28 @@ def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path, command):
     prov = json.loads((tmp_path / "killed" / "provenance.json").read_text())
     assert prov["inputs"]["store"]["sha256"] and prov["config_hash"]
     assert {"sha", "dirty"} <= set(prov["git"]) and prov["packages"]["torch"]
+
+
+def test_cross_dataset_probe_loads_what_fits(small_stores, catalog_small, tmp_path, caplog):
+    """Pretrained on TreeSatAI-TS, probed on PASTIS-HD: same-named, same-shaped tensors (the S2
+    tokenizer, the s2 and s1 group encoders, the inter-group blocks) carry over; SPOT, which the
+    source lacks, starts fresh and is reported."""
+    src = catalog_small.dataset("treesatai_ts")
+    _pretrain(small_stores["treesatai_ts"], src, tmp_path / "pre")
+    dst = catalog_small.dataset("pastis_hd")
+    phase = {"epochs": 1, "batch_size": 4, "base_lr": 1e-3, "max_steps_per_epoch": 1}
+    with caplog.at_level("WARNING"):
+        run_downstream(
+            "probe", small_stores["pastis_hd"], dst, job_phase("probe", job(phase)), 0,
+            tmp_path / "probe", RT, init=tmp_path / "pre" / "model.pt",
+        )  # fmt: skip
+    pre = checkpoint.load(tmp_path / "pre" / "model.pt")["state_dict"]
+    probed = checkpoint.load(tmp_path / "probe" / "model.pt")["state_dict"]
+    shared = [
+        k for k in pre if k.startswith(("patchify.s2.", "encoders.s2.", "encoders.s1.", "inter."))
+    ]
+    assert shared and all(torch.equal(pre[k], probed[f"encoder.{k}"]) for k in shared)
+    assert (
+        "encoder.patchify.spot.proj.0.weight" in probed and "patchify.spot.proj.0.weight" not in pre
+    )
+    assert any("left at init" in r.message and "patchify.spot" in r.message for r in caplog.records)

@@ -21,36 +21,40 @@ def test_dry_run_of_the_full_demo_grid(tmp_path):
     res = snakemake(tmp_path, demo_config(), "-n", "all")
     assert res.returncode == 0, res.stderr[-3000:]
     counts = _job_counts(res.stdout + res.stderr)
-    n_ds = 4  # treesatai_ts, pastis_hd, flair2, flair_hub; one cell, one seed
-    assert counts["generate_demo"] == 3 and counts["convert"] == 3 and counts["band_groups"] == 3
-    for rule in (
-        "pretrain_mae",
-        "probe",
-        "finetune_model",
-        "train_scratch",
-        "figure_reconstruction",
-    ):
-        assert counts[rule] == n_ds, rule
-    assert counts["table1"] == 1 and counts["figure_pretrain_loss"] == 1
+    # 4 stores; the reference cell on 4 datasets, 6 ablation cells on TreeSatAI-TS, the
+    # reference pretrained on S2-NAIP, 3 transfer pairs; probe everywhere; one seed
+    expected = {
+        "generate_demo": 4, "convert": 4, "band_groups": 4, "pretrain_mae": 4 + 6 + 1,
+        "probe": 4 + 6, "finetune_model": 4 + 6, "train_scratch": 4, "transfer_probe": 3,
+        "transfer_finetune": 3, "figure_reconstruction": 4, "figure_segmentation": 3,
+        "tables_all": 1, "table_compute": 1, "figure_ablations": 1, "figure_pretrain_loss": 1,
+    }  # fmt: skip
+    assert {k: counts[k] for k in expected} == expected
 
 
 def test_grid_grows_with_variants_and_seeds(tmp_path):
     sheet = tmp_path / "variants.tsv"
     sheet.write_text(
-        "fusion\tinter\tspectral\tnorm\tgroups\n"
-        "group\t3\tjoint\tpatchgroup\tspec\n"
-        "group\t0\tjoint\tpatch\tspec\n"
-        "mod\t0\ttoken\tnone\tanalysis\n"
+        "fusion\tinter\tspectral\tnorm\tgroups\tsize\tlength\tscratch\tdatasets\n"
+        "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tyes\tall\n"
+        "group\t0\tjoint\tpatch\tspec\ttiny\t2\tno\tall\n"
+        "mod\t0\ttoken\tnone\tanalysis\tsmall\t1\tno\tall\n"
     )
     cfg = demo_config() | {"variants": str(sheet), "seeds": [0, 1], "datasets": ["pastis_hd"]}
-    res = snakemake(tmp_path / "wd", cfg, "-n", "pretrain")
+    cfg["transfer"] = []
+    res = snakemake(tmp_path / "wd", cfg, "-n", "-p", "pretrain")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert _job_counts(res.stdout + res.stderr)["pretrain_mae"] == 3 * 2
+    out = res.stdout + res.stderr
+    assert _job_counts(out)["pretrain_mae"] == 3 * 2
     # a cell that normalizes with the analysed groups depends on the analysis
-    assert "results/analysis/pastis_hd/band_groups.json" in res.stdout
-    assert (
-        "fusion~mod_inter~0_spectral~token_norm~none_groups~analysis/seed~1/model.pt" in res.stdout
+    assert "results/analysis/pastis_hd/band_groups.json" in out
+    cell = "fusion~mod_inter~0_spectral~token_norm~none_groups~analysis_size~small_length~1"
+    assert f"results/pretrain/pastis_hd/{cell}/seed~1/model.pt" in out
+    # MAESTRO† pretrains twice as long
+    doubled = next(
+        ln for ln in out.splitlines() if "length~2" in ln and "maestro.cli pretrain" in ln
     )
+    assert '"length": "2"' in doubled  # maestro.experiment.job_phase doubles the epochs
 
 
 def test_phase_targets_exist(tmp_path):
@@ -86,7 +90,10 @@ def test_bad_config_is_rejected_before_any_job(tmp_path, change, expected):
 
 def test_bad_variant_row_is_rejected(tmp_path):
     sheet = tmp_path / "variants.tsv"
-    sheet.write_text("fusion\tinter\tspectral\tnorm\tgroups\nshared\t3\tjoint\tpatch\tspec\n")
+    sheet.write_text(
+        "fusion\tinter\tspectral\tnorm\tgroups\tsize\tlength\tscratch\tdatasets\n"
+        "shared\t3\tjoint\tpatch\tspec\ttiny\t1\tno\tall\n"
+    )
     res = snakemake(tmp_path / "wd", demo_config() | {"variants": str(sheet)}, "-n")
     assert res.returncode != 0
     assert "inter_depth=3 needs fusion 'mod' or 'group'" in res.stdout + res.stderr
@@ -98,15 +105,17 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     from .conftest import REPO
 
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    cfg["variants"] = str(REPO / "config" / "variants.tsv")
+    cfg["variants"] = str(REPO / "config" / "variants_paper.tsv")
     for src in cfg["sources"].values():
         src["manifest"] = str(REPO / src["manifest"])
     res = snakemake(tmp_path, cfg, "-n", "-p", "all")
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     counts = _job_counts(out)
-    assert counts["download"] == 3 and counts["convert"] == 3 and "generate_demo" not in counts
-    assert counts["pretrain_mae"] == 4 and counts["finetune_model"] == 4
+    assert counts["download"] == 4 and counts["convert"] == 4 and "generate_demo" not in counts
+    # 16 paper cells on 4 datasets, plus the reference pretrained on S2-NAIP urban
+    assert counts["pretrain_mae"] == 16 * 4 + 1 and counts["finetune_model"] == 16 * 4
+    assert counts["transfer_finetune"] == 6 and counts["train_scratch"] == 2 * 4
     # FLAIR fine-tunes for 100 epochs, TreeSatAI-TS for 50 (MAESTRO_SPEC §6)
     finetunes = [line for line in out.splitlines() if "--mode finetune" in line]
     flair = next(line for line in finetunes if "--dataset flair_hub" in line)

@@ -19,9 +19,13 @@ TINY_MODEL = {
 def tiny_config(tmp_path) -> dict:
     cfg = demo_config()
     sheet = tmp_path / "variants.tsv"
-    sheet.write_text("fusion\tinter\tspectral\tnorm\tgroups\ngroup\t1\tjoint\tpatchgroup\tspec\n")
+    sheet.write_text(
+        "fusion\tinter\tspectral\tnorm\tgroups\tsize\tlength\tscratch\tdatasets\n"
+        "group\t1\tjoint\tpatchgroup\tspec\ttiny\t1\tyes\tall\n"
+    )
     cfg["variants"] = str(sheet)
     cfg["datasets"] = ["treesatai_ts"]
+    cfg["transfer"] = []
     demo = cfg["sources"]["treesatai_ts"]["demo"]
     cfg["sources"] = {
         "treesatai_ts": {"kind": "demo", "demo": demo | {"n_train": 8, "n_val": 4, "n_test": 4}}
@@ -42,13 +46,14 @@ def test_pipeline_end_to_end(tmp_path):
     md = (wd / "results/tables/table1.md").read_text()
     assert "TreeSatAI-TS (wF1)" in md
     table = pd.read_csv(wd / "results/tables/table1.csv")
-    assert set(table["model"]) == {"MAESTRO", "MAESTRO (probe)", "ViT (supervised)"}
-    assert table["mean"].between(0, 100).all() and (table["count"] == 1).all()
-    cell = "fusion~group_inter~1_spectral~joint_norm~patchgroup_groups~spec"
+    assert set(table["Model"]) == {"MAESTRO", "MAESTRO (probe)", "ViT (supervised)"}
+    assert table["mean"].between(0, 100).all() and (table["n_seeds"] == 1).all()
+    assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
+    cell = "fusion~group_inter~1_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1"
     metrics = json.loads(
         (wd / f"results/finetune/treesatai_ts/{cell}/seed~0/metrics.json").read_text()
     )
-    row = table[table["model"] == "MAESTRO"].iloc[0]
+    row = table[table["Model"] == "MAESTRO"].iloc[0]
     assert row["mean"] == pytest.approx(100 * metrics["test"]["weighted_f1"], abs=1e-3)
 
     for fig in (
@@ -86,3 +91,9 @@ def test_pipeline_end_to_end(tmp_path):
     res = snakemake(wd, cfg, "-n", "-R", "finetune_model", "--", target)
     out = res.stdout + res.stderr
     assert "finetune_model" in out and "pretrain_mae" not in out.split("Job stats:")[1]
+
+    # the HTML report holds the tables and figures with their captions
+    res = snakemake(wd, cfg, "--report", str(wd / "report.html"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (wd / "report.html").read_text(errors="ignore")
+    assert "table1.md" in html and "ablations.png" in html and "Intra-dataset results" in html

@@ -6,7 +6,12 @@ rule band_groups:
         store="results/data/{store}.zarr",
     output:
         groups="results/analysis/{store}/band_groups.json",
-        figure="results/figures/correlation_{store}.png",
+        figure=report(
+            "results/figures/correlation_{store}.png",
+            caption="../report/correlation.rst",
+            category="Figures",
+            subcategory="band groups",
+        ),
     params:
         job=lambda wc: job(wc.store, "analysis"),
     log:

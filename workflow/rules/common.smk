@@ -1,17 +1,18 @@
-# Shared workflow logic: config validation, the ablation sheet, wildcard constraints,
-# input functions and the job configurations passed to the `maestro` CLI.
+# Shared workflow logic: config validation, the experiment plan (maestro.grid), wildcard
+# constraints, input functions and the job configurations passed to the `maestro` CLI.
 
 import json
+import re
 import sys
 
 import jsonschema
-import pandas as pd
 import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import Paramspace, validate
+from snakemake.utils import validate
 
 from maestro.datasets import catalog
-from maestro.experiment import check_cell, model_config
+from maestro.experiment import model_config
+from maestro.grid import make_plan, merge_overrides
 
 
 def _check_config(cfg, schema_file):
@@ -31,42 +32,38 @@ validate(config, "../schemas/config.schema.yaml")  # fills the schema defaults
 
 try:
     CATALOG = catalog(config.get("overrides", {}))
-except (ValueError, KeyError) as err:
-    raise WorkflowError(f"invalid configuration: overrides: {err}")
+    PLAN = make_plan(config)
+    for _cell in PLAN.cells:
+        model_config({"model": config["model"], "cell": _cell.values})
+except (ValueError, KeyError, TypeError) as err:
+    raise WorkflowError(f"invalid configuration: {err}")
 
-DATASETS = list(config["datasets"])
-SEEDS = [int(s) for s in config["seeds"]]
-#: Every configured raw source is converted; the benchmark datasets must have theirs.
+DATASETS = PLAN.datasets
+SEEDS = PLAN.seeds
+CELLS = [c.id for c in PLAN.cells]
+#: Every configured raw source is converted; every dataset used must have its store's.
 STORES = list(config["sources"])
-for _d in DATASETS:
-    if CATALOG.dataset(_d).store.name not in config["sources"]:
-        _s = CATALOG.dataset(_d).store.name
+for _d in PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]:
+    _s = CATALOG.dataset(_d).store.name
+    if _s not in config["sources"]:
         raise WorkflowError(f"invalid configuration: sources.{_s} is required by dataset {_d}")
-
-_variants = pd.read_csv(config["variants"], sep="\t", dtype=str, comment="#")
-validate(_variants, "../schemas/variants.schema.yaml")
-for _, _row in _variants.iterrows():
-    try:
-        check_cell(_row.to_dict())
-        model_config({"model": config["model"], "cell": _row.to_dict()})
-    except (ValueError, TypeError) as err:
-        raise WorkflowError(f"invalid configuration: {config['variants']}: {err}")
-VARIANTS = Paramspace(_variants, filename_params="*", param_sep="~", filename_sep="_")
-CELL = VARIANTS.wildcard_pattern  # e.g. fusion~{fusion}_inter~{inter}_spectral~..._groups~{groups}
-CELLS = list(VARIANTS.instance_patterns)  # one concrete path component per row
+    if _d in DATASETS and CATALOG.dataset(_d).task is None:
+        raise WorkflowError(f"invalid configuration: {_d} has no task; use it as a transfer source")
 
 #: How the package is invoked: the interpreter running Snakemake (the project's venv).
 MAESTRO = f"{sys.executable} -m maestro.cli"
 
+
+def _one_of(names):
+    return "|".join(re.escape(n) for n in names)
+
+
 wildcard_constraints:
-    store="|".join(STORES),
-    dataset="|".join(DATASETS),
+    store=_one_of(STORES),
+    dataset=_one_of(PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]),
+    source=_one_of([t.source for t in PLAN.transfers] or ["-"]),
+    cell=_one_of(CELLS),
     seed=r"\d+",
-    fusion="[a-z]+",
-    inter=r"\d+",
-    spectral="[a-z]+",
-    norm="[a-z]+",
-    groups="[a-z]+",
 
 
 # --- job configurations ---------------------------------------------------------------------
@@ -79,25 +76,25 @@ def phase_of(name, dataset):
     return section | specific
 
 
-def job(store, *sections, phase=None, cell=None, dataset=None, **extra):
+def job(store, *sections, phase=None, cell=None, dataset=None, extra_overrides=None, **extra):
     """JSON of the config sections a job depends on (its rerun trigger and provenance).
 
     Only ``store``'s overrides are included, so editing another store reruns nothing here.
     """
-    overrides = config.get("overrides", {})
-    out = {"overrides": {store: overrides[store]} if store in overrides else {}}
+    overrides = merge_overrides(config.get("overrides", {}).get(store, {}), extra_overrides or {})
+    out = {"overrides": {store: overrides} if overrides else {}}
     out |= {s: config[s] for s in sections if s in config}
     if phase is not None:
         out["phase"] = phase_of(phase, dataset)
-    out |= extra
     if cell is not None:
         out["cell"] = cell
+    out |= extra
     return json.dumps(out, sort_keys=True)
 
 
 def cell_of(wildcards):
-    """The ablation row of a cell's wildcards, as strings."""
-    return {k: str(v) for k, v in VARIANTS.instance(wildcards).items()}
+    """The identity columns of a cell, as strings."""
+    return PLAN.cell(wildcards.cell).values
 
 
 def store_of(wildcards):
@@ -110,9 +107,8 @@ def store_of(wildcards):
 def raw_dir(wildcards):
     """Root of a store's raw distribution."""
     src = config["sources"][wildcards.store]
-    return {"demo": f"data/raw/demo/{wildcards.store}", "download": f"data/raw/{wildcards.store}"}.get(
-        src["kind"], src.get("root")
-    )
+    by_kind = {"demo": f"data/raw/demo/{wildcards.store}", "download": f"data/raw/{wildcards.store}"}
+    return by_kind.get(src["kind"], src.get("root"))
 
 
 def raw_input(wildcards):
@@ -140,22 +136,23 @@ def band_groups_arg(wildcards, input):
 
 def finetune_init(wildcards):
     """Fine-tuning starts from the probe result, or from the pretrained model without probe."""
-    base = f"{wildcards.dataset}/{CELL.format(**wildcards)}/seed~{wildcards.seed}"
-    if int(phase_of("probe", wildcards.dataset).get("epochs", 10)) > 0:
+    base = f"{wildcards.dataset}/{wildcards.cell}/seed~{wildcards.seed}"
+    if PLAN.probe[wildcards.dataset]:
         return f"results/probe/{base}/model.pt"
     return f"results/pretrain/{base}/model.pt"
 
 
+def transfer_finetune_init(wildcards):
+    """Cross-dataset fine-tuning starts from the cross-dataset probe (or the source model)."""
+    if PLAN.probe[wildcards.dataset]:
+        return (
+            f"results/transfer/probe/{wildcards.dataset}/from~{wildcards.source}/"
+            f"{wildcards.cell}/seed~{wildcards.seed}/model.pt"
+        )
+    return f"results/pretrain/{wildcards.source}/{wildcards.cell}/seed~{wildcards.seed}/model.pt"
+
+
 # --- targets --------------------------------------------------------------------------------
-
-
-def cell_paths(stage, filename):
-    return expand(
-        f"results/{stage}/{{dataset}}/{{cell}}/seed~{{seed}}/{filename}",
-        dataset=DATASETS,
-        cell=CELLS,
-        seed=SEEDS,
-    )
 
 
 def data_targets():
@@ -170,29 +167,28 @@ def analysis_targets():
 
 
 def pretrain_targets():
-    return cell_paths("pretrain", "model.pt")
+    return PLAN.pretrain()
 
 
 def downstream_metrics():
-    """Metrics files of every downstream job: probe (when it has epochs), fine-tune, scratch."""
-    out = []
-    for d in DATASETS:
-        stages = ["finetune"]
-        if int(phase_of("probe", d).get("epochs", 10)) > 0:
-            stages.append("probe")
-        if config["scratch"]:
-            stages.append("scratch")
-        for stage in stages:
-            out += expand(
-                f"results/{stage}/{d}/{{cell}}/seed~{{seed}}/metrics.json", cell=CELLS, seed=SEEDS
-            )
-    return out
+    """Metrics files of every downstream job (intra-dataset and cross-dataset)."""
+    return PLAN.downstream() + PLAN.transfer()
+
+
+TABLES = ["table1", "table2", "ablation_norm", "ablation_spectral", "ablation_fusion", "compute"]
+#: Rules whose outputs need no cluster job.
+REPORT_RULES = ["tables_all", "table_compute", "figure_pretrain_loss", "figure_ablations"]
 
 
 def table_targets():
     return [
-        "results/tables/table1.md",
-        "results/tables/table1.csv",
+        *expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "csv", "tex"]),
         "results/figures/pretrain_loss.png",
+        "results/figures/ablations.png",
         *expand("results/figures/reconstruction_{dataset}.png", dataset=DATASETS),
+        *[
+            f"results/figures/segmentation_{d}.png"
+            for d in DATASETS
+            if CATALOG.dataset(d).task.kind == "segmentation"
+        ],
     ]

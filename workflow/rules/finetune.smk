@@ -5,14 +5,14 @@ DOWNSTREAM_OUT = ["model.pt", "history.csv", "metrics.json", "provenance.json"]
 
 
 def _downstream_outputs(stage):
-    base = f"results/{stage}/{{dataset}}/{CELL}/seed~{{seed}}"
+    base = f"results/{stage}/{{dataset}}/{{cell}}/seed~{{seed}}"
     return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
 
 
 rule probe:
     input:
         store=store_path,
-        init=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/model.pt",
+        init="results/pretrain/{dataset}/{cell}/seed~{seed}/model.pt",
     output:
         **_downstream_outputs("probe"),
     params:
@@ -21,9 +21,9 @@ rule probe:
         ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
-        f"results/logs/probe/{{dataset}}/{CELL}/seed~{{seed}}.log",
+        "results/logs/probe/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
-        f"results/benchmarks/probe/{{dataset}}/{CELL}/seed~{{seed}}.tsv"
+        "results/benchmarks/probe/{dataset}/{cell}/seed~{seed}.tsv"
     threads: 4
     resources:
         gpu=1,
@@ -47,9 +47,9 @@ rule finetune_model:
         ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
-        f"results/logs/finetune/{{dataset}}/{CELL}/seed~{{seed}}.log",
+        "results/logs/finetune/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
-        f"results/benchmarks/finetune/{{dataset}}/{CELL}/seed~{{seed}}.tsv"
+        "results/benchmarks/finetune/{dataset}/{cell}/seed~{seed}.tsv"
     threads: 4
     resources:
         gpu=1,
@@ -73,9 +73,9 @@ rule train_scratch:
         ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
-        f"results/logs/scratch/{{dataset}}/{CELL}/seed~{{seed}}.log",
+        "results/logs/scratch/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
-        f"results/benchmarks/scratch/{{dataset}}/{CELL}/seed~{{seed}}.tsv"
+        "results/benchmarks/scratch/{dataset}/{cell}/seed~{seed}.tsv"
     threads: 4
     resources:
         gpu=1,

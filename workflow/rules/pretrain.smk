@@ -6,11 +6,11 @@ rule pretrain_mae:
         unpack(band_groups_input),
         store=store_path,
     output:
-        model=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/model.pt",
-        history=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/history.csv",
-        metrics=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/metrics.json",
-        recon=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/reconstruction.npz",
-        provenance=f"results/pretrain/{{dataset}}/{CELL}/seed~{{seed}}/provenance.json",
+        model="results/pretrain/{dataset}/{cell}/seed~{seed}/model.pt",
+        history="results/pretrain/{dataset}/{cell}/seed~{seed}/history.csv",
+        metrics="results/pretrain/{dataset}/{cell}/seed~{seed}/metrics.json",
+        recon="results/pretrain/{dataset}/{cell}/seed~{seed}/reconstruction.npz",
+        provenance="results/pretrain/{dataset}/{cell}/seed~{seed}/provenance.json",
     params:
         job=lambda wc: job(
             store_of(wc), "model", "runtime", phase="pretrain", cell=cell_of(wc), dataset=wc.dataset
@@ -18,9 +18,9 @@ rule pretrain_mae:
         groups=band_groups_arg,
         out_dir=lambda wc, output: os.path.dirname(output.model),
     log:
-        f"results/logs/pretrain/{{dataset}}/{CELL}/seed~{{seed}}.log",
+        "results/logs/pretrain/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
-        f"results/benchmarks/pretrain/{{dataset}}/{CELL}/seed~{{seed}}.tsv"
+        "results/benchmarks/pretrain/{dataset}/{cell}/seed~{seed}.tsv"
     threads: 4
     resources:
         gpu=1,

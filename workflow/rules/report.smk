@@ -1,31 +1,70 @@
-# Tables and figures from the files training wrote.
+# Tables and figures from the files training wrote; `snakemake --report report.html` collects
+# them (with the captions in workflow/report/) into one HTML report.
 
 
-rule table1:
+def _report(path, caption, category, subcategory=None):
+    labels = {"name": os.path.basename(path)}
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels=labels,
+    )
+
+
+rule tables_all:
     input:
-        downstream_metrics(),
+        metrics=downstream_metrics(),
     output:
-        md="results/tables/table1.md",
-        csv="results/tables/table1.csv",
+        **{
+            f"{t}_{ext}": _report(f"results/tables/{t}.{ext}", t, "Tables", t)
+            if ext == "md"
+            else f"results/tables/{t}.{ext}"
+            for t in TABLES
+            if t != "compute"
+            for ext in ("md", "csv", "tex")
+        },
+    params:
+        reference=PLAN.reference.id,
     log:
-        "results/logs/report/table1.log",
+        "results/logs/report/tables.log",
     benchmark:
-        "results/benchmarks/report/table1.tsv"
+        "results/benchmarks/report/tables.tsv"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-table --inputs {input} --out-md {output.md} --out-csv {output.csv}"
-        " > {log} 2>&1"
+        "{MAESTRO} report-tables --metrics {input.metrics} --reference {params.reference}"
+        " --out-dir results/tables > {log} 2>&1"
+
+
+rule table_compute:
+    input:
+        # every job has finished when the tables and figures exist; their benchmarks are read
+        rules.tables_all.output,
+        "results/figures/pretrain_loss.png",
+    output:
+        md=_report("results/tables/compute.md", "compute", "Tables", "compute"),
+        csv="results/tables/compute.csv",
+        tex="results/tables/compute.tex",
+    log:
+        "results/logs/report/compute.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{MAESTRO} report-compute --results results --out results/tables/compute > {log} 2>&1"
 
 
 rule figure_pretrain_loss:
     input:
-        histories=cell_paths("pretrain", "history.csv"),
-        metrics=cell_paths("pretrain", "metrics.json"),
+        histories=PLAN.pretrain("history.csv"),
+        metrics=PLAN.pretrain("metrics.json"),
     output:
-        "results/figures/pretrain_loss.png",
+        _report("results/figures/pretrain_loss.png", "pretrain_loss", "Figures", "pretraining"),
     log:
         "results/logs/report/pretrain_loss.log",
     benchmark:
@@ -38,14 +77,26 @@ rule figure_pretrain_loss:
         "{MAESTRO} report-figures --kind loss --inputs {input.histories} --out {output} > {log} 2>&1"
 
 
+rule figure_ablations:
+    input:
+        expand("results/tables/ablation_{axis}.csv", axis=["norm", "spectral", "fusion"]),
+    output:
+        _report("results/figures/ablations.png", "ablations", "Figures", "ablations"),
+    log:
+        "results/logs/report/ablations.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{MAESTRO} report-figures --kind ablation --inputs {input} --out {output} > {log} 2>&1"
+
+
 rule figure_reconstruction:
     input:
-        lambda wc: expand(
-            f"results/pretrain/{wc.dataset}/{{cell}}/seed~{SEEDS[0]}/reconstruction.npz",
-            cell=CELLS[:1],
-        ),
+        f"results/pretrain/{{dataset}}/{PLAN.reference.id}/seed~{SEEDS[0]}/reconstruction.npz",
     output:
-        "results/figures/reconstruction_{dataset}.png",
+        _report("results/figures/reconstruction_{dataset}.png", "reconstruction", "Figures", "reconstructions"),
     params:
         title=lambda wc: f"{CATALOG.dataset(wc.dataset).title}: first test crop, first date",
     log:
@@ -58,4 +109,24 @@ rule figure_reconstruction:
         runtime=10,
     shell:
         "{MAESTRO} report-figures --kind reconstruction --inputs {input} --out {output}"
+        " --title {params.title:q} > {log} 2>&1"
+
+
+rule figure_segmentation:
+    input:
+        # predictions.npz is written next to the fine-tuned model's metrics
+        f"results/finetune/{{dataset}}/{PLAN.reference.id}/seed~{SEEDS[0]}/metrics.json",
+    output:
+        _report("results/figures/segmentation_{dataset}.png", "segmentation", "Figures", "segmentation"),
+    params:
+        npz=lambda wc, input: os.path.join(os.path.dirname(input[0]), "predictions.npz"),
+        title=lambda wc: f"{CATALOG.dataset(wc.dataset).title}: fine-tuned reference cell, test crops",
+    log:
+        "results/logs/report/segmentation_{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{MAESTRO} report-figures --kind segmentation --inputs {params.npz} --out {output}"
         " --title {params.title:q} > {log} 2>&1"

@@ -1,0 +1,212 @@
+"""The experiment grid: the ablation sheet, transfer pairs, and the result paths they imply.
+
+The sheet (``config/variants*.tsv``) has one row per pretraining cell. Identity columns
+(:data:`maestro.experiment.CELL_COLUMNS`) make the cell id used in every path, e.g.
+``fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~base_length~1``;
+scheduling columns say where a cell runs (``datasets``: ``all`` or ``+``-joined names) and
+whether its architecture is also trained from scratch (``scratch``: ``yes``/``no``). The first
+row is the *reference cell*: ablation tables compare every other cell with it, and
+cross-dataset transfer uses it.
+
+Paths (``results/``):
+
+- ``pretrain/<dataset>/<cell>/seed~<s>/``            pretraining on a dataset
+- ``{probe,finetune,scratch}/<dataset>/<cell>/seed~<s>/``  intra-dataset downstream
+- ``transfer/{probe,finetune}/<target>/from~<source>/<cell>/seed~<s>/``  cross-dataset
+
+This module never imports Snakemake; the workflow asks it for targets.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maestro.experiment import CELL_COLUMNS, SCHEDULE_COLUMNS, check_cell
+
+DOWNSTREAM = ("probe", "finetune", "scratch")
+
+
+def cell_id(cell: Mapping[str, Any]) -> str:
+    """The path component of a cell: ``col~value`` joined by ``_`` in column order."""
+    return "_".join(f"{c}~{cell[c]}" for c in CELL_COLUMNS)
+
+
+def parse_cell_id(cid: str) -> dict[str, str]:
+    """Inverse of :func:`cell_id`."""
+    values = dict(part.split("~", 1) for part in cid.split("_") if "~" in part)
+    if list(values) != list(CELL_COLUMNS):
+        raise ValueError(f"not a cell id: {cid!r} (expected columns {list(CELL_COLUMNS)})")
+    return values
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row of the sheet."""
+
+    values: dict[str, str]  # identity columns, as strings
+    datasets: tuple[str, ...]  # where it runs
+    scratch: bool  # also train the architecture from random initialization
+
+    @property
+    def id(self) -> str:
+        """Path component."""
+        return cell_id(self.values)
+
+
+def read_sheet(path: str | Path, all_datasets: Iterable[str]) -> list[Cell]:
+    """Parse and validate the ablation sheet; errors name the file and the row."""
+    all_datasets = tuple(all_datasets)
+    with open(path, newline="") as f:
+        numbered = [(n, ln) for n, ln in enumerate(f, 1) if ln.strip() and not ln.startswith("#")]
+    rows = list(csv.DictReader((ln for _, ln in numbered), delimiter="\t"))
+    if not rows:
+        raise ValueError(f"{path}: the ablation sheet has no row")
+    cells, seen = [], set()
+    for (n, _), row in zip(numbered[1:], rows, strict=True):  # line numbers in the file
+        where = f"{path}, line {n}"
+        missing = [c for c in (*CELL_COLUMNS, *SCHEDULE_COLUMNS) if not row.get(c)]
+        if missing:
+            raise ValueError(f"{where}: missing columns {missing}")
+        try:
+            values = {k: str(v) for k, v in check_cell(row).items()}
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        scratch = row["scratch"].strip().lower()
+        if scratch not in ("yes", "no"):
+            raise ValueError(f"{where}: scratch must be yes or no, found {row['scratch']!r}")
+        names = (
+            all_datasets if row["datasets"].strip() == "all" else tuple(row["datasets"].split("+"))
+        )
+        unknown = [d for d in names if d not in all_datasets]
+        if unknown:
+            raise ValueError(
+                f"{where}: datasets {unknown} are not in the run's datasets {list(all_datasets)}"
+            )
+        cell = Cell(values, tuple(names), scratch == "yes")
+        if cell.id in seen:
+            raise ValueError(f"{where}: duplicate cell {cell.id}")
+        seen.add(cell.id)
+        cells.append(cell)
+    return cells
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Pretrain on ``source`` (reference cell), probe and fine-tune on ``target``."""
+
+    source: str
+    target: str
+    overrides: dict[str, Any] = field(default_factory=dict)  # target-side model settings
+
+
+def read_transfers(section: list[Mapping[str, Any]] | None) -> list[Transfer]:
+    """The ``transfer`` config section: ``[{source, targets: {target: overrides}}]``."""
+    out = []
+    for entry in section or []:
+        for target, overrides in (entry.get("targets") or {}).items():
+            if target == entry["source"]:
+                raise ValueError(f"transfer: {target} is its own source (that is intra-dataset)")
+            out.append(Transfer(entry["source"], target, dict(overrides or {})))
+    return out
+
+
+def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Store overrides with ``extra`` on top (modalities merged key by key)."""
+    out = {k: v for k, v in base.items() if k != "modalities"}
+    out |= {k: v for k, v in extra.items() if k != "modalities"}
+    mods = {m: dict(v) for m, v in (base.get("modalities") or {}).items()}
+    for m, v in (extra.get("modalities") or {}).items():
+        mods[m] = mods.get(m, {}) | dict(v)
+    if mods:
+        out["modalities"] = mods
+    return out
+
+
+@dataclass
+class Plan:
+    """Every result the run must produce."""
+
+    cells: list[Cell]
+    datasets: list[str]
+    seeds: list[int]
+    transfers: list[Transfer]
+    probe: Mapping[str, bool]  # dataset -> whether its probe phase runs (epochs > 0)
+
+    @property
+    def reference(self) -> Cell:
+        """The first row: compared with in ablation tables, used for transfer."""
+        return self.cells[0]
+
+    def cell(self, cid: str) -> Cell:
+        """A cell by id."""
+        for c in self.cells:
+            if c.id == cid:
+                return c
+        raise KeyError(f"unknown cell {cid!r}")
+
+    @property
+    def pretrain_datasets(self) -> list[str]:
+        """Datasets pretrained on: the benchmark ones and the transfer sources."""
+        return list(dict.fromkeys([*self.datasets, *(t.source for t in self.transfers)]))
+
+    def pretrain(self, filename: str = "model.pt") -> list[str]:
+        """Pretraining outputs: each cell on its datasets, the reference on transfer sources."""
+        runs = {(d, c.id) for c in self.cells for d in c.datasets}
+        runs |= {(t.source, self.reference.id) for t in self.transfers}
+        return [
+            f"results/pretrain/{d}/{cid}/seed~{s}/{filename}"
+            for d, cid in sorted(runs)
+            for s in self.seeds
+        ]
+
+    def downstream(self, filename: str = "metrics.json") -> list[str]:
+        """Intra-dataset probe (when it runs), fine-tune and scratch outputs."""
+        out = []
+        for c in self.cells:
+            for d in c.datasets:
+                stages = ["finetune"] + (["probe"] if self.probe.get(d, True) else [])
+                stages += ["scratch"] if c.scratch else []
+                out += [
+                    f"results/{st}/{d}/{c.id}/seed~{s}/{filename}"
+                    for st in stages
+                    for s in self.seeds
+                ]
+        return out
+
+    def transfer(self, filename: str = "metrics.json") -> list[str]:
+        """Cross-dataset probe (when it runs) and fine-tune outputs."""
+        out = []
+        for t in self.transfers:
+            stages = ["finetune"] + (["probe"] if self.probe.get(t.target, True) else [])
+            out += [
+                f"results/transfer/{st}/{t.target}/from~{t.source}/{self.reference.id}/seed~{s}/{filename}"
+                for st in stages
+                for s in self.seeds
+            ]
+        return out
+
+    def transfer_overrides(self, source: str, target: str) -> dict[str, Any]:
+        """Target-side model settings of a transfer pair."""
+        for t in self.transfers:
+            if (t.source, t.target) == (source, target):
+                return t.overrides
+        raise KeyError(f"no transfer from {source} to {target}")
+
+
+def make_plan(config: Mapping[str, Any], sheet: str | Path | None = None) -> Plan:
+    """The plan of a (validated) workflow configuration."""
+    datasets = list(config["datasets"])
+    transfers = read_transfers(config.get("transfer"))
+    cells = read_sheet(sheet or config["variants"], datasets)
+    probe = {}
+    for d in [*datasets, *(t.target for t in transfers)]:
+        section = dict(config.get("probe") or {})
+        epochs = (section.pop("by_dataset", {}).get(d) or {}).get(
+            "epochs", section.get("epochs", 10)
+        )
+        probe[d] = int(epochs) > 0
+    return Plan(cells, datasets, [int(s) for s in config.get("seeds", [0])], transfers, probe)

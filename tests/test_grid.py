@@ -1,0 +1,103 @@
+"""The experiment plan: sheet validation, targets per cell and dataset, transfer pairs."""
+
+from __future__ import annotations
+
+import pytest
+
+from maestro.grid import cell_id, make_plan, merge_overrides, parse_cell_id, read_sheet
+
+HEADER = "fusion\tinter\tspectral\tnorm\tgroups\tsize\tlength\tscratch\tdatasets\n"
+DATASETS = ["treesatai_ts", "pastis_hd"]
+S1_SHARED = {"modalities": {"s1_asc": {"embed_key": "s1"}}}
+
+
+def _sheet(tmp_path, *rows):
+    path = tmp_path / "v.tsv"
+    path.write_text("# a comment\n" + HEADER + "".join(r + "\n" for r in rows))
+    return path
+
+
+def test_cells_ids_and_scheduling(tmp_path):
+    path = _sheet(
+        tmp_path,
+        "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tyes\tall",
+        "mod\t0\ttoken\tnone\tspec\tbase\t2\tno\tpastis_hd",
+    )
+    ref, other = read_sheet(path, DATASETS)
+    assert (
+        ref.id
+        == "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1"
+    )
+    assert parse_cell_id(ref.id) == ref.values and cell_id(ref.values) == ref.id
+    assert ref.datasets == tuple(DATASETS) and ref.scratch
+    assert other.datasets == ("pastis_hd",) and not other.scratch
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tmaybe\tall",
+            "line 3: scratch must be yes or no",
+        ),
+        ("group\t3\tjoint\tbatch\tspec\ttiny\t1\tno\tall", "line 3: ablation cell: norm='batch'"),
+        ("group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tno\tsen12ms", "line 3: datasets ['sen12ms']"),
+        ("group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tno", "line 3: missing columns ['datasets']"),
+    ],
+)
+def test_bad_rows_name_the_line(tmp_path, row, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        read_sheet(_sheet(tmp_path, row), DATASETS)
+
+
+def test_duplicates_and_empty_sheets_are_rejected(tmp_path):
+    row = "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tno\tall"
+    with pytest.raises(ValueError, match="duplicate cell"):
+        read_sheet(_sheet(tmp_path, row, row), DATASETS)
+    with pytest.raises(ValueError, match="no row"):
+        read_sheet(_sheet(tmp_path), DATASETS)
+
+
+def test_plan_targets(tmp_path):
+    path = _sheet(
+        tmp_path,
+        "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tyes\tall",
+        "group\t3\tjoint\tnone\tspec\ttiny\t1\tno\ttreesatai_ts",
+    )
+    config = {
+        "datasets": DATASETS, "seeds": [0, 1], "variants": str(path),
+        "probe": {"epochs": 2, "by_dataset": {"pastis_hd": {"epochs": 0}}},
+        "transfer": [{"source": "s2_naip", "targets": {"treesatai_ts": S1_SHARED}}],
+    }  # fmt: skip
+    plan = make_plan(config)
+    ref = plan.reference.id
+    assert plan.pretrain_datasets == ["treesatai_ts", "pastis_hd", "s2_naip"]
+    pre = plan.pretrain()
+    assert len(pre) == (2 + 1 + 1) * 2  # reference on 2 datasets + ablation + transfer source
+    assert f"results/pretrain/s2_naip/{ref}/seed~1/model.pt" in pre
+    down = plan.downstream()
+    assert f"results/probe/treesatai_ts/{ref}/seed~0/metrics.json" in down
+    assert not any(p.startswith("results/probe/pastis_hd") for p in down)  # probe disabled there
+    assert sum(p.startswith("results/scratch/") for p in down) == 2 * 2  # reference only
+    assert plan.transfer() == [
+        f"results/transfer/{st}/treesatai_ts/from~s2_naip/{ref}/seed~{s}/metrics.json"
+        for st in ("finetune", "probe")
+        for s in (0, 1)
+    ]
+    assert (
+        plan.transfer_overrides("s2_naip", "treesatai_ts")["modalities"]["s1_asc"]["embed_key"]
+        == "s1"
+    )
+
+
+def test_merge_overrides_keeps_both_sides():
+    base = {"tile_m": 320, "modalities": {"s2": {"num_dates": 6}, "s1_asc": {"num_dates": 2}}}
+    extra = {"modalities": {"s1_asc": {"embed_key": "s1"}, "aerial": {"image_size": 240}}}
+    assert merge_overrides(base, extra) == {
+        "tile_m": 320,
+        "modalities": {
+            "s2": {"num_dates": 6},
+            "s1_asc": {"num_dates": 2, "embed_key": "s1"},
+            "aerial": {"image_size": 240},
+        },
+    }

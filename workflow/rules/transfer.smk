@@ -1,0 +1,67 @@
+# Cross-dataset runs (the paper's Table 2): the reference cell pretrained on a source dataset
+# (S2-NAIP urban, FLAIR-HUB), then probed and fine-tuned on a target dataset. The target's
+# transfer overrides (config `transfer`) set model-side settings such as tokenizer sharing
+# (`embed_key`) or input sizes so that the source's weights fit.
+
+TRANSFER_BASE = "results/transfer/{stage}/{dataset}/from~{source}/{cell}/seed~{seed}"
+
+
+def _transfer_outputs(stage):
+    base = TRANSFER_BASE.replace("{stage}", stage)
+    return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
+
+
+def _transfer_job(wc, phase):
+    return job(
+        store_of(wc), "model", "runtime", phase=phase, cell=cell_of(wc), dataset=wc.dataset,
+        extra_overrides=PLAN.transfer_overrides(wc.source, wc.dataset), transfer_from=wc.source,
+    )  # fmt: skip
+
+
+rule transfer_probe:
+    input:
+        store=store_path,
+        init="results/pretrain/{source}/{cell}/seed~{seed}/model.pt",
+    output:
+        **_transfer_outputs("probe"),
+    params:
+        job=lambda wc: _transfer_job(wc, "probe"),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    log:
+        "results/logs/transfer_probe/{dataset}/from~{source}/{cell}/seed~{seed}.log",
+    benchmark:
+        "results/benchmarks/transfer_probe/{dataset}/from~{source}/{cell}/seed~{seed}.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 240 * attempt,
+    shell:
+        "{MAESTRO} downstream --mode probe --dataset {wildcards.dataset} --store-path {input.store}"
+        " --init {input.init} --out-dir {params.out_dir} --seed {wildcards.seed}"
+        " --threads {threads} --gpus {resources.gpu} --job {params.job:q} > {log} 2>&1"
+
+
+rule transfer_finetune:
+    input:
+        store=store_path,
+        init=transfer_finetune_init,
+    output:
+        **_transfer_outputs("finetune"),
+    params:
+        job=lambda wc: _transfer_job(wc, "finetune"),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    log:
+        "results/logs/transfer_finetune/{dataset}/from~{source}/{cell}/seed~{seed}.log",
+    benchmark:
+        "results/benchmarks/transfer_finetune/{dataset}/from~{source}/{cell}/seed~{seed}.tsv"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 480 * attempt,
+    shell:
+        "{MAESTRO} downstream --mode finetune --dataset {wildcards.dataset}"
+        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --seed {wildcards.seed} --threads {threads} --gpus {resources.gpu}"
+        " --job {params.job:q} > {log} 2>&1"
