@@ -183,6 +183,22 @@ def cmd_params(args: argparse.Namespace) -> None:
     print(json.dumps({"size": args.size, "dataset": args.dataset, **counts}))
 
 
+def cmd_cells(args: argparse.Namespace) -> None:
+    """Print the cells of a workflow configuration: id, datasets, supervised baseline."""
+    import yaml
+
+    from maestro.grid import make_plan
+
+    config: dict[str, Any] = {}
+    for path in args.config:  # later files update earlier ones, as snakemake --configfile
+        with open(path) as f:
+            config |= yaml.safe_load(f) or {}
+    plan = make_plan(config)
+    print("cell\tdatasets\tscratch")
+    for cell in plan.cells:
+        print(f"{cell.id}\t{','.join(cell.datasets)}\t{'yes' if cell.scratch else 'no'}")
+
+
 # --- report -------------------------------------------------------------------------------
 
 
@@ -221,6 +237,36 @@ def cmd_report_rulegraph(args: argparse.Namespace) -> None:
 
     text = sys.stdin.read() if args.dot == "-" else Path(args.dot).read_text()
     draw_rulegraph(text, args.out)
+
+
+# --- DVC ------------------------------------------------------------------------------------
+
+
+def cmd_dvc_metrics(args: argparse.Namespace) -> None:
+    """The DVC metrics file: every table cell's mean (dvc metrics show / diff)."""
+    from maestro.report.dvc_metrics import write_summary
+
+    write_summary(args.tables, args.out)
+
+
+def cmd_dvc_sync(args: argparse.Namespace) -> None:
+    """After dvc pull / checkout: snakemake --touch, then a dry run that must schedule nothing."""
+    from maestro.dvc_sync import sync
+
+    result = sync(args.root, args.profile, args.configfile, args.targets or ["all"])
+    if result.touch_rc != 0:
+        raise SystemExit(result.touch_rc)
+    if result.pending and not args.no_check:
+        raise SystemExit(1)
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    """Trace a table cell to its checkpoints, store and raw data, checking every hash."""
+    from maestro.audit import run
+
+    code = run(args)
+    if code:
+        raise SystemExit(code)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dataset", default="treesatai_ts")
     job_arg(sp)
 
+    sp = add("cells", cmd_cells, "list the ablation cells of a workflow configuration")
+    sp.add_argument(
+        "--config", nargs="+", default=["config/config.yaml"], help="config file(s), merged"
+    )
+
     sp = add("report-tables", cmd_report_tables, "Tables 1 and 2 and the ablation tables")
     sp.add_argument("--metrics", nargs="+", required=True, help="downstream metrics.json files")
     sp.add_argument("--reference", required=True, help="cell id of the reference cell")
@@ -313,6 +364,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("report-rulegraph", cmd_report_rulegraph, "draw the workflow's rule graph")
     sp.add_argument("--dot", default="-", help="dot text file, or - for stdin")
     sp.add_argument("--out", required=True)
+
+    sp = add("dvc-metrics", cmd_dvc_metrics, "DVC metrics file of the tables (JSON)")
+    sp.add_argument("--tables", default="results/tables", help="folder of the table CSVs")
+    sp.add_argument("--out", default="results/tables/summary.json")
+
+    sp = add("dvc-sync", cmd_dvc_sync, "after dvc pull/checkout: mark restored outputs up to date")
+    sp.add_argument("targets", nargs="*", help="snakemake targets (default: all)")
+    sp.add_argument("--profile", default=None, help="default: the profile var of dvc.yaml")
+    sp.add_argument("--configfile", default=None, help="default: the configfile var of dvc.yaml")
+    sp.add_argument("--root", default=".", help="the repository (snakemake's working directory)")
+    sp.add_argument("--no-check", action="store_true", help="exit 0 even if jobs stay scheduled")
+
+    sp = add("audit", cmd_audit, "trace a table cell to its data, checking every recorded hash")
+    sp.add_argument("--table", help="table1, table2, ablation_<axis>, or a table CSV")
+    sp.add_argument(
+        "--row", action="append", default=[],
+        help="table row: index, a label value, or COLUMN=VALUE (repeatable, all must match)",
+    )  # fmt: skip
+    sp.add_argument("--dataset", help="the table column / run dataset (id or title)")
+    sp.add_argument("--stage", choices=["pretrain", "probe", "finetune", "scratch"])
+    sp.add_argument("--cell", help="cell id (with --stage)")
+    sp.add_argument("--seed", type=int, default=None, help="one seed (default: every seed)")
+    sp.add_argument("--source", default=None, help="pretraining dataset of a transfer run")
+    sp.add_argument("--metrics", nargs="+", help="metrics.json files to audit")
+    sp.add_argument("--configfile", default=None, help="default: the configfile var of dvc.yaml")
+    sp.add_argument("--root", default=".", help="the repository the paths are relative to")
+    sp.add_argument(
+        "--quick", action="store_true",
+        help="trust store manifests and raw records instead of re-hashing data files",
+    )  # fmt: skip
+    sp.add_argument("--json", action="store_true", help="JSON report")
     return p
 
 

@@ -32,6 +32,28 @@ def test_params_counts_match_the_model(capsys):
     assert 2.0e8 < counts["encoder"] < 2.2e8
 
 
+def test_cells_lists_the_sheet_of_a_config(tmp_path, capsys):
+    from tests.workflow.conftest import REPO
+
+    sheet = tmp_path / "v.tsv"
+    sheet.write_text(
+        "fusion\tinter\tspectral\tnorm\tgroups\tsize\tlength\tscratch\tdatasets\n"
+        "group\t3\tjoint\tpatchgroup\tspec\tbase\t2\tno\tpastis_hd\n"
+        "mod\t0\ttoken\tnone\tspec\tsmall\t1\tyes\tall\n"
+    )
+    override = tmp_path / "c.yaml"
+    override.write_text(f"variants: {sheet}\ndatasets: [pastis_hd, flair2]\n")
+    assert main(["cells", "--config", str(REPO / "config/config.yaml"), str(override)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "cell\tdatasets\tscratch",
+        "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~base_length~2"
+        "\tpastis_hd\tno",
+        "fusion~mod_inter~0_spectral~token_norm~none_groups~spec_size~small_length~1"
+        "\tpastis_hd,flair2\tyes",
+    ]
+
+
 def test_job_argument_accepts_json_and_files(tmp_path, capsys):
     f = tmp_path / "job.yaml"
     f.write_text("model: {embed_dim: 40}\n")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -32,3 +34,13 @@ def snakemake(
         "--cores", "2", "--resources=gpu=1", *args,
     ]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(out: str) -> Counter:
+    """Jobs per rule from the "Job stats" table snakemake prints (empty when nothing to do)."""
+    if "Job stats:" not in out:
+        return Counter()
+    table = out[out.index("Job stats:") :]
+    return Counter(
+        {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M) if m[0] != "total"}
+    )

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-
 import pytest
 
-from .conftest import demo_config, snakemake
-
-
-def _job_counts(out: str) -> Counter:
-    table = out[out.index("Job stats:") :]
-    return Counter(
-        {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M) if m[0] != "total"}
-    )
+from .conftest import demo_config, job_counts, snakemake
 
 
 def test_dry_run_of_the_full_demo_grid(tmp_path):
     res = snakemake(tmp_path, demo_config(), "-n", "all")
     assert res.returncode == 0, res.stderr[-3000:]
-    counts = _job_counts(res.stdout + res.stderr)
+    counts = job_counts(res.stdout + res.stderr)
     # 4 stores; the reference cell on 4 datasets, 6 ablation cells on TreeSatAI-TS, the
     # reference pretrained on S2-NAIP, 3 transfer pairs; probe everywhere; one seed
     expected = {
@@ -45,7 +35,7 @@ def test_grid_grows_with_variants_and_seeds(tmp_path):
     res = snakemake(tmp_path / "wd", cfg, "-n", "-p", "pretrain")
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
-    assert _job_counts(out)["pretrain_mae"] == 3 * 2
+    assert job_counts(out)["pretrain_mae"] == 3 * 2
     # a cell that normalizes with the analysed groups depends on the analysis
     assert "results/analysis/pastis_hd/band_groups.json" in out
     cell = "fusion~mod_inter~0_spectral~token_norm~none_groups~analysis_size~small_length~1"
@@ -111,7 +101,7 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     res = snakemake(tmp_path, cfg, "-n", "-p", "all")
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
-    counts = _job_counts(out)
+    counts = job_counts(out)
     assert counts["download"] == 4 and counts["convert"] == 4 and "generate_demo" not in counts
     # 16 paper cells on 4 datasets, plus the reference pretrained on S2-NAIP urban
     assert counts["pretrain_mae"] == 16 * 4 + 1 and counts["finetune_model"] == 16 * 4

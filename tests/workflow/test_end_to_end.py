@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from .conftest import demo_config, snakemake
+from .conftest import demo_config, job_counts, snakemake
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY_MODEL = {
@@ -89,8 +89,14 @@ def test_pipeline_end_to_end(tmp_path):
     assert "Nothing to be done" in res.stdout + res.stderr
     target = f"results/finetune/treesatai_ts/{cell}/seed~0/metrics.json"
     res = snakemake(wd, cfg, "-n", "-R", "finetune_model", "--", target)
-    out = res.stdout + res.stderr
-    assert "finetune_model" in out and "pretrain_mae" not in out.split("Job stats:")[1]
+    assert job_counts(res.stdout + res.stderr) == {"finetune_model": 1}
+    # forcing the cell's pretraining schedules it and its probe and fine-tune, nothing else
+    pretrain = f"results/pretrain/treesatai_ts/{cell}/seed~0/model.pt"
+    probe = f"results/probe/treesatai_ts/{cell}/seed~0/metrics.json"
+    res = snakemake(wd, cfg, "-n", "--forcerun", pretrain, "--", probe, target)
+    assert job_counts(res.stdout + res.stderr) == {
+        "pretrain_mae": 1, "probe": 1, "finetune_model": 1
+    }  # fmt: skip
 
     # the HTML report holds the tables and figures with their captions
     res = snakemake(wd, cfg, "--report", str(wd / "report.html"))
