@@ -226,7 +226,12 @@ class Auditor:
             link.info["sha256"] = self.hashes(model)[0]
         if not model.is_file():
             link.checks.append(self.missing("model.pt", model))
-        elif recorded is not None:
+        else:
+            own = (prov.get("outputs") or {}).get("model.pt")
+            if own is not None:
+                what = "sha256 recorded by its own job (outputs)"
+                link.checks.append(compare(what, model, own["sha256"], link.info["sha256"]))
+        if model.is_file() and recorded is not None:
             by, init = recorded
             what = f"sha256 recorded by the {by} job (inputs.init)"
             link.checks.append(compare(what, model, init["sha256"], link.info["sha256"]))

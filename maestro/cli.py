@@ -140,11 +140,12 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     inputs = {"store": args.store_path} | (
         {"band_groups": args.band_groups} if args.band_groups else {}
     )
-    rec = provenance.record(
-        "pretrain", {"job": job, "dataset": args.dataset, "seed": args.seed}, inputs, t0,
-        runtime.describe(), {"metrics": metrics},
-    )  # fmt: skip
     if runtime.dist.is_main:
+        rec = provenance.record(
+            "pretrain", {"job": job, "dataset": args.dataset, "seed": args.seed}, inputs, t0,
+            runtime.describe(),
+            {"metrics": metrics, "outputs": provenance.output_hashes(args.out_dir)},
+        )  # fmt: skip
         provenance.write(Path(args.out_dir) / "provenance.json", rec)
 
 
@@ -166,8 +167,9 @@ def cmd_downstream(args: argparse.Namespace) -> None:
         fingerprint=provenance.config_hash(config), meta=_meta(job, args, dataset),
     )  # fmt: skip
     inputs = {"store": args.store_path} | ({"init": args.init} if args.init else {})
-    rec = provenance.record(args.mode, config, inputs, t0, runtime.describe(), {"metrics": metrics})
     if runtime.dist.is_main:
+        extra = {"metrics": metrics, "outputs": provenance.output_hashes(args.out_dir)}
+        rec = provenance.record(args.mode, config, inputs, t0, runtime.describe(), extra)
         provenance.write(Path(args.out_dir) / "provenance.json", rec)
 
 

@@ -128,6 +128,20 @@ def record(
     }
 
 
+#: Files of a model folder whose hashes a provenance record keeps (when present).
+OUTPUT_FILES = ("model.pt", "metrics.json", "history.csv", "reconstruction.npz")
+
+
+def output_hashes(out_dir: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """``{name: {"sha256": ...}}`` of the job's own outputs in ``out_dir``."""
+    folder = Path(out_dir)
+    return {
+        name: {"sha256": file_sha256(folder / name)}
+        for name in OUTPUT_FILES
+        if (folder / name).is_file()
+    }
+
+
 def write(path: str | os.PathLike[str], rec: Mapping[str, Any]) -> None:
     """Atomically write a provenance record."""
     write_json(path, dict(rec))

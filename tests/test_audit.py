@@ -46,11 +46,11 @@ def _job(folder: str, step: str, seed: int, inputs: dict, metrics: dict | None =
     out = Path(folder)
     _model(out / "model.pt", seed * 10 + len(step))
     config = {"job": {"phase": {"epochs": 1}, "cell": REF}, "dataset": "treesatai_ts", "seed": seed}
-    rec = provenance.record(step, config, inputs, time.time(), {"device": "cpu"},
-                            {"metrics": metrics} if metrics else None)  # fmt: skip
-    provenance.write(out / "provenance.json", rec)
     if metrics:
         (out / "metrics.json").write_text(json.dumps(metrics))
+    extra = {"metrics": metrics, "outputs": provenance.output_hashes(out)}  # as maestro.cli
+    rec = provenance.record(step, config, inputs, time.time(), {"device": "cpu"}, extra)
+    provenance.write(out / "provenance.json", rec)
 
 
 @pytest.fixture
@@ -142,9 +142,19 @@ def test_a_corrupted_checkpoint_fails_naming_the_file(run, capsys):
     code, out, err = _audit(capsys, "--table", "table1", "--row", "MAESTRO",
                             "--dataset", "treesatai_ts")  # fmt: skip
     assert code == 1
-    assert "AUDIT FAILED: 1 check(s) failed" in err
+    assert "AUDIT FAILED: 2 check(s) failed" in err
     assert f"{ckpt}: sha256 recorded by the probe job (inputs.init)" in err
+    assert f"{ckpt}: sha256 recorded by its own job (outputs)" in err
     assert "FAILED: " in out
+
+
+def test_the_last_checkpoint_of_a_chain_is_checked_against_its_own_record(run, capsys):
+    ckpt = Path(_finetune(0)) / "model.pt"
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0")
+    code, _, err = _audit(capsys, "--stage", "finetune", "--dataset", "treesatai_ts",
+                          "--cell", CELL, "--seed", "0")  # fmt: skip
+    assert code == 1
+    assert f"{ckpt}: sha256 recorded by its own job (outputs)" in err
 
 
 def test_edited_metrics_and_store_files_fail(run, capsys):

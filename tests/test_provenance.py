@@ -48,3 +48,14 @@ def test_record_contents(tmp_path):
     assert rec["wall_time_s"] >= 1.5 and rec["device"] == {"device": "cpu"}
     provenance.write(tmp_path / "p.json", rec)
     assert json.loads((tmp_path / "p.json").read_text())["config_hash"] == rec["config_hash"]
+
+
+def test_output_hashes_cover_the_job_files_present(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    (tmp_path / "metrics.json").write_text("{}")
+    (tmp_path / "unrelated.txt").write_text("x")
+    out = provenance.output_hashes(tmp_path)
+    assert out == {
+        "model.pt": {"sha256": hashlib.sha256(b"weights").hexdigest()},
+        "metrics.json": {"sha256": hashlib.sha256(b"{}").hexdigest()},
+    }
