@@ -192,3 +192,25 @@ def table_targets():
             if CATALOG.dataset(d).task.kind == "segmentation"
         ],
     ]
+
+
+# --- GPU jobs -------------------------------------------------------------------------------
+
+
+def gpu_count(wildcards, resources):
+    """GPUs granted to a job: its ``gpu`` resource, or the count in a ``gres`` (gpu:a100:4)."""
+    n = int(resources.get("gpu", 0) or 0)
+    gres = str(resources.get("gres", "") or "")
+    if n == 0 and gres.split(":")[0] == "gpu":
+        last = gres.split(":")[-1]
+        n = int(last) if last.isdigit() else 1
+    return n
+
+
+def launcher(wildcards, resources):
+    """How a training job starts: one process, or one DDP process per GPU under torchrun."""
+    n = gpu_count(wildcards, resources)
+    if n <= 1:
+        return MAESTRO
+    torchrun = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={n}"
+    return f"{torchrun} -m maestro.cli"

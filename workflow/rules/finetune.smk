@@ -20,6 +20,8 @@ rule probe:
             store_of(wc), "model", "runtime", phase="probe", cell=cell_of(wc), dataset=wc.dataset
         ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     log:
         "results/logs/probe/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
@@ -30,9 +32,10 @@ rule probe:
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
     shell:
-        "{MAESTRO} downstream --mode probe --dataset {wildcards.dataset} --store-path {input.store}"
-        " --init {input.init} --out-dir {params.out_dir} --seed {wildcards.seed}"
-        " --threads {threads} --gpus {resources.gpu} --job {params.job:q} > {log} 2>&1"
+        "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
+        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
+        " --job {params.job:q} > {log} 2>&1"
 
 
 rule finetune_model:
@@ -46,6 +49,8 @@ rule finetune_model:
             store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc), dataset=wc.dataset
         ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     log:
         "results/logs/finetune/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
@@ -56,9 +61,9 @@ rule finetune_model:
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
     shell:
-        "{MAESTRO} downstream --mode finetune --dataset {wildcards.dataset}"
+        "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
         " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
-        " --seed {wildcards.seed} --threads {threads} --gpus {resources.gpu}"
+        " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
         " --job {params.job:q} > {log} 2>&1"
 
 
@@ -72,6 +77,8 @@ rule train_scratch:
             store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc), dataset=wc.dataset
         ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     log:
         "results/logs/scratch/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
@@ -82,6 +89,6 @@ rule train_scratch:
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
     shell:
-        "{MAESTRO} downstream --mode scratch --dataset {wildcards.dataset}"
+        "{params.launch} downstream --mode scratch --dataset {wildcards.dataset}"
         " --store-path {input.store} --out-dir {params.out_dir} --seed {wildcards.seed}"
-        " --threads {threads} --gpus {resources.gpu} --job {params.job:q} > {log} 2>&1"
+        " --threads {threads} --gpus {params.gpus} --job {params.job:q} > {log} 2>&1"

@@ -17,6 +17,8 @@ rule pretrain_mae:
         ),
         groups=band_groups_arg,
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     log:
         "results/logs/pretrain/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
@@ -27,6 +29,6 @@ rule pretrain_mae:
         mem_mb=16000,
         runtime=lambda wc, attempt: 600 * attempt,
     shell:
-        "{MAESTRO} pretrain --dataset {wildcards.dataset} --store-path {input.store}"
+        "{params.launch} pretrain --dataset {wildcards.dataset} --store-path {input.store}"
         " --out-dir {params.out_dir} --seed {wildcards.seed} --threads {threads}"
-        " --gpus {resources.gpu} {params.groups} --job {params.job:q} > {log} 2>&1"
+        " --gpus {params.gpus} {params.groups} --job {params.job:q} > {log} 2>&1"

@@ -27,6 +27,8 @@ rule transfer_probe:
     params:
         job=lambda wc: _transfer_job(wc, "probe"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     log:
         "results/logs/transfer_probe/{dataset}/from~{source}/{cell}/seed~{seed}.log",
     benchmark:
@@ -37,9 +39,10 @@ rule transfer_probe:
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
     shell:
-        "{MAESTRO} downstream --mode probe --dataset {wildcards.dataset} --store-path {input.store}"
-        " --init {input.init} --out-dir {params.out_dir} --seed {wildcards.seed}"
-        " --threads {threads} --gpus {resources.gpu} --job {params.job:q} > {log} 2>&1"
+        "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
+        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
+        " --job {params.job:q} > {log} 2>&1"
 
 
 rule transfer_finetune:
@@ -51,6 +54,8 @@ rule transfer_finetune:
     params:
         job=lambda wc: _transfer_job(wc, "finetune"),
         out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     log:
         "results/logs/transfer_finetune/{dataset}/from~{source}/{cell}/seed~{seed}.log",
     benchmark:
@@ -61,7 +66,7 @@ rule transfer_finetune:
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
     shell:
-        "{MAESTRO} downstream --mode finetune --dataset {wildcards.dataset}"
+        "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
         " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
-        " --seed {wildcards.seed} --threads {threads} --gpus {resources.gpu}"
+        " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
         " --job {params.job:q} > {log} 2>&1"
