@@ -58,6 +58,8 @@ def collect(results: str | Path) -> pd.DataFrame:
                 "rule": rule_dir,
                 "job": rel.with_suffix("").as_posix(),
                 "dataset": rel.parts[0] if len(rel.parts) > 1 else rel.stem,
+                # training jobs: <dataset>/[from~<source>/]<cell>/seed~<s>.tsv
+                "cell": rel.parts[-2] if rule_dir in RULE_OUTPUTS and len(rel.parts) > 2 else "",
                 "wall_h": wall_h,
                 "cpu_h": float(last.get("cpu_time", 0.0) or 0.0) / 3600,
                 "gpus": gpus,
@@ -68,10 +70,35 @@ def collect(results: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_compute_table(results: str | Path, out_stem: str | Path) -> pd.DataFrame:
-    """Per rule and dataset: jobs, wall hours, CPU hours, GPU-hours, peak RSS; plus a total.
+def per_cell(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Training cost of each ablation cell: all its jobs over datasets, seeds and stages."""
+    cells = jobs[jobs["cell"] != ""]
+    return (
+        cells.groupby("cell", sort=True)
+        .agg(
+            jobs=("job", "count"),
+            wall_h=("wall_h", "sum"),
+            cpu_h=("cpu_h", "sum"),
+            gpu_h=("gpu_h", "sum"),
+        )
+        .reset_index()
+    )
 
-    Writes ``out_stem``.md/.tex (the summary) and ``out_stem``.csv (one row per job).
+
+def _cell_markdown(cells: pd.DataFrame) -> str:
+    header = ["Cell", "Jobs", "Wall h", "CPU h", "GPU h"]
+    body = [
+        [f"`{r.cell}`", str(r.jobs), f"{r.wall_h:.3f}", f"{r.cpu_h:.3f}", f"{r.gpu_h:.3f}"]
+        for r in cells.itertuples()
+    ]
+    note = "Per ablation cell (pretraining, probe, fine-tune, supervised baseline, transfers):"
+    return f"\n{note}\n\n" + markdown(header, body)
+
+
+def write_compute_table(results: str | Path, out_stem: str | Path) -> pd.DataFrame:
+    """Per rule and dataset, then per cell: jobs, wall, CPU and GPU hours (peak RSS per rule).
+
+    Writes ``out_stem``.md/.tex (the summaries) and ``out_stem``.csv (one row per job).
     """
     jobs = collect(results)
     if jobs.empty:
@@ -109,9 +136,9 @@ def write_compute_table(results: str | Path, out_stem: str | Path) -> pd.DataFra
         "Sums of the Snakemake benchmark records of every job (wall time, CPU time, peak "
         "resident memory); GPU-hours = wall hours x GPUs used (from each job's provenance)."
     )
-    write_text(
-        out_stem.with_suffix(".md"), f"# Compute cost\n\n{note}\n\n" + markdown(header, body)
-    )
+    cells = per_cell(jobs)
+    md = f"# Compute cost\n\n{note}\n\n" + markdown(header, body)
+    write_text(out_stem.with_suffix(".md"), md + (_cell_markdown(cells) if len(cells) else ""))
     write_text(out_stem.with_suffix(".tex"), latex(header, body, f"Compute cost. {note}", 2))
     write_text(out_stem.with_suffix(".csv"), jobs.round(6).to_csv(index=False))
     return agg

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from maestro.report.tables import AXES
 from maestro.utils.atomic import atomic_path
 
 #: Bands shown as RGB when present (first match wins), else the first band in grey.
@@ -122,7 +123,8 @@ def ablation_bars(tables: Sequence[str | Path], out: str | Path) -> None:
             [f"{titles.loc[d, 'title']}\n({titles.loc[d, 'metric']})" for d in datasets],
             fontsize=8,
         )
-        ax.set_title(name.replace("norm", "target normalization").replace("_", " "), fontsize=10)
+        axis = AXES.get(name, (name.replace("_", " "),))[0]
+        ax.set_title(f"{axis} (fine-tuned)", fontsize=10)
         ax.set_ylabel("test metric (%)")
         ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)

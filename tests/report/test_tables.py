@@ -110,6 +110,8 @@ def test_compute_table_from_benchmarks(tmp_path):
         "| pretrain | pastis_hd | 1 | 1.000 | 2.000 | 2.000 | 2.00 |"
         in (tmp_path / "compute.md").read_text()
     )
+    # per cell: both jobs of cell "c" (1 h + 0.5 h wall, 2 GPU-hours)
+    assert "| `c` | 2 | 1.500 | 3.000 | 2.000 |" in (tmp_path / "compute.md").read_text()
 
 
 def test_minimal_run_writes_every_table(tmp_path):
