@@ -52,7 +52,6 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
-from einops import rearrange
 from rasterio.transform import Affine
 from shapely.geometry import box
 
@@ -191,30 +190,12 @@ def _layout(store: StoreSpec, cfg: DemoConfig, rng: np.random.Generator) -> list
 
 
 # --- rasters ------------------------------------------------------------------------------
-def _area_weights(n_fine: int, n_coarse: int) -> np.ndarray:
-    """``(n_coarse, n_fine)`` share of each fine pixel in each coarse pixel (rows sum to 1)."""
-    f = np.arange(n_fine + 1) / n_fine
-    c = np.arange(n_coarse + 1) / n_coarse
-    overlap = np.minimum(c[1:, None], f[None, 1:]) - np.maximum(c[:-1, None], f[None, :-1])
-    return np.clip(overlap, 0.0, None) * n_coarse
-
-
-def _fractions(label: np.ndarray, n_classes: int, px: int) -> np.ndarray:
-    """``(K, px, px)`` area-weighted class fractions of an ``(H, W)`` label (any ratio)."""
-    onehot = rearrange(np.eye(n_classes, dtype=np.float32)[label], "h w k -> k h w")
-    if label.shape == (px, px):
-        return np.ascontiguousarray(onehot)
-    ay = _area_weights(label.shape[0], px).astype(np.float32)
-    ax = _area_weights(label.shape[1], px).astype(np.float32)
-    return np.einsum("yh,khw,xw->kyx", ay, onehot, ax, optimize=True)
-
-
 def _aerial(
     world: _World, label: np.ndarray, date: str, bands: tuple[str, ...], rng: np.random.Generator
 ) -> np.ndarray:
     """``(4, H, W)`` uint8 aerial image at the flight date."""
     levels = world.levels("aerial", date)
-    frac = _fractions(label, len(COSIA_NAMES), label.shape[0])
+    frac = W.class_fractions(label, len(COSIA_NAMES), label.shape)
     groups = [W.LATENT_GROUPS["aerial"][b] for b in bands]
     x = W.render_bands(frac, levels, groups, 0.05, 0.03, rng, label.shape[0] / 16)
     return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
@@ -315,7 +296,7 @@ def _write_patch(
     for spec in store.modalities:
         mpx = spec.pixels(store.tile_m)
         if spec.temporal and mpx not in fracs:
-            fracs[mpx] = _fractions(label, len(COSIA_NAMES), mpx)
+            fracs[mpx] = W.class_fractions(label, len(COSIA_NAMES), (mpx, mpx))
         if spec.name == "aerial":
             arrays["aerial"] = _aerial(
                 world, W.upsample_labels(label, (mpx, mpx)), patch.roi.aerial_date, spec.bands, rng

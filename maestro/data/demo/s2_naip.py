@@ -47,7 +47,6 @@ import numpy as np
 import pandas as pd
 import rasterio
 import rasterio.errors
-from einops import rearrange
 from rasterio.transform import Affine
 from rasterio.warp import transform as warp_transform
 
@@ -188,25 +187,6 @@ def _s1_products(tile: _Tile, days: np.ndarray, rng: np.random.Generator) -> lis
 
 
 # --- rasters ------------------------------------------------------------------------------
-def _area_weights(n_fine: int, n_coarse: int) -> np.ndarray:
-    """``(n_coarse, n_fine)``: share of each fine pixel in each coarse pixel (rows sum to 1)."""
-    edges_f = np.linspace(0.0, 1.0, n_fine + 1)
-    edges_c = np.linspace(0.0, 1.0, n_coarse + 1)
-    lo = np.maximum(edges_c[:-1, None], edges_f[None, :-1])
-    hi = np.minimum(edges_c[1:, None], edges_f[None, 1:])
-    return np.clip(hi - lo, 0.0, None) * n_coarse
-
-
-def _fractions(label: np.ndarray, n_classes: int, px: int) -> np.ndarray:
-    """``(K, px, px)`` float32 area-weighted class fractions of an ``(H, W)`` class map."""
-    onehot = rearrange(np.eye(n_classes, dtype=np.float32)[label], "h w k -> k h w")
-    if label.shape == (px, px):
-        return np.ascontiguousarray(onehot)
-    wy = _area_weights(label.shape[0], px).astype(np.float32)
-    wx = _area_weights(label.shape[1], px).astype(np.float32)
-    return np.einsum("yh,khw,xw->kyx", wy, onehot, wx, optimize=True)
-
-
 def _naip(
     world: _World, frac: np.ndarray, doy: int, bands: tuple[str, ...], rng: np.random.Generator
 ) -> np.ndarray:
@@ -304,7 +284,7 @@ def _write_tile(
     px = {m.name: m.pixels(store.tile_m) for m in store.stored_modalities}
     fine = max(px.values())
     label = W.parcels((fine, fine), cfg.parcels, world.probs, rng)
-    fracs = {p: _fractions(label, len(CLASSES), p) for p in sorted(set(px.values()))}
+    fracs = {p: W.class_fractions(label, len(CLASSES), (p, p)) for p in sorted(set(px.values()))}
     bounds = tile_bounds(tile.name, store.tile_m)
     _write_lines(root / dates_path("aerial", tile.name), [_naip_product(tile, rng)])
     for m in store.stored_modalities:

@@ -121,18 +121,29 @@ def parcels(
     return classes[nearest].reshape(h, w)
 
 
+def area_weights(n_fine: int, n_coarse: int) -> np.ndarray:
+    """``(n_coarse, n_fine)`` share of each fine pixel in each coarse pixel (rows sum to 1)."""
+    f = np.arange(n_fine + 1) / n_fine
+    c = np.arange(n_coarse + 1) / n_coarse
+    overlap = np.minimum(c[1:, None], f[None, 1:]) - np.maximum(c[:-1, None], f[None, :-1])
+    return np.clip(overlap, 0.0, None) * n_coarse
+
+
 def class_fractions(label_map: np.ndarray, n_classes: int, out_shape: tuple[int, int]) -> np.ndarray:
     """Area fraction of each class in each output pixel: ``(K, h, w)`` float32.
 
-    ``label_map`` ``(H, W)`` must be an integer multiple of ``out_shape`` on both axes.
+    Block means when ``label_map`` ``(H, W)`` is an integer multiple of ``out_shape``; any
+    other ratio is area-weighted (fine pixels split across coarse pixel edges).
     """
     h, w = out_shape
     fy, fx = label_map.shape[0] // h, label_map.shape[1] // w
-    if fy * h != label_map.shape[0] or fx * w != label_map.shape[1]:
-        raise ValueError(f"label map {label_map.shape} is not a multiple of {out_shape}")
     onehot = np.eye(n_classes, dtype=np.float32)[label_map]  # (H, W, K)
-    blocks = onehot.reshape(h, fy, w, fx, n_classes).mean(axis=(1, 3))
-    return np.moveaxis(blocks, -1, 0)
+    if fy * h == label_map.shape[0] and fx * w == label_map.shape[1]:
+        blocks = onehot.reshape(h, fy, w, fx, n_classes).mean(axis=(1, 3))
+        return np.ascontiguousarray(np.moveaxis(blocks, -1, 0))
+    wy = area_weights(label_map.shape[0], h).astype(np.float32)
+    wx = area_weights(label_map.shape[1], w).astype(np.float32)
+    return np.einsum("yh,hwk,xw->kyx", wy, onehot, wx, optimize=True)
 
 
 def upsample_labels(label_map: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:

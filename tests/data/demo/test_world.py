@@ -44,3 +44,16 @@ def test_clouds_and_speckle():
     x = np.full(200_000, 0.1)
     s = world.speckle(x, 4.0, rng)
     assert abs(s.mean() - 0.1) < 1e-3 and abs(s.std() / s.mean() - 0.5) < 0.01  # 1/sqrt(L)
+
+
+def test_class_fractions_at_a_non_integer_ratio_split_edge_pixels():
+    labels = np.array([[0, 1, 1], [0, 1, 1], [2, 2, 2]])
+    frac = world.class_fractions(labels, 3, (2, 2))  # 1.5 fine pixels per coarse pixel
+    np.testing.assert_allclose(frac.sum(0), 1.0, atol=1e-6)
+    # top-left coarse pixel: fine (0,0) whole, (0,1) and (1,0) half, (1,1) a quarter
+    np.testing.assert_allclose(frac[:, 0, 0], [1.5 / 2.25, 0.75 / 2.25, 0.0], atol=1e-6)
+    # an integer ratio is the block mean
+    np.testing.assert_allclose(
+        world.class_fractions(np.repeat(labels, 2, 0)[:, [0, 0, 1, 1, 2, 2]], 3, (3, 3)),
+        world.class_fractions(labels, 3, (3, 3)),
+    )
