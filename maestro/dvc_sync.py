@@ -75,24 +75,24 @@ def sync(
 ) -> SyncResult:
     """Touch the outputs of ``targets`` in DAG order, then dry-run them (see module doc)."""
     base = [*snakemake_command(root, profile, configfile), *extra]
-    cwd = Path(root)
-    echo("$ " + " ".join([*base[2:], "--touch", "--", *targets]))
-    touch = subprocess.run(
-        [*base, "--touch", "--", *targets], cwd=cwd, capture_output=True, text=True
-    )
-    out = touch.stdout + touch.stderr
-    if touch.returncode != 0:
-        echo(out[-4000:])
-        return SyncResult(touch.returncode, output=out)
+
+    def snakemake(mode: str) -> tuple[int, str]:
+        echo("$ " + " ".join([*base[2:], mode, "--", *targets]))
+        res = subprocess.run(
+            [*base, mode, "--", *targets], cwd=Path(root), capture_output=True, text=True
+        )
+        out = res.stdout + res.stderr
+        if res.returncode != 0:
+            echo(out[-4000:])
+        return res.returncode, out
+
+    code, out = snakemake("--touch")
+    if code != 0:
+        return SyncResult(code, output=out)
     untouched = re.findall(r"Output files not touched because they don't exist: (.*)", out)
-    echo("$ " + " ".join([*base[2:], "--dry-run", "--", *targets]))
-    dry = subprocess.run(
-        [*base, "--dry-run", "--", *targets], cwd=cwd, capture_output=True, text=True
-    )
-    out = dry.stdout + dry.stderr
-    if dry.returncode != 0:
-        echo(out[-4000:])
-        return SyncResult(dry.returncode, output=out)
+    code, out = snakemake("--dry-run")
+    if code != 0:
+        return SyncResult(code, output=out)
     result = SyncResult(0, pending_jobs(out), out)
     if result.pending:
         jobs = ", ".join(f"{rule} {n}" for rule, n in result.pending.items())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import yaml
+
+from maestro.dvc_sync import pending_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
@@ -38,9 +39,4 @@ def snakemake(
 
 def job_counts(out: str) -> Counter:
     """Jobs per rule from the "Job stats" table snakemake prints (empty when nothing to do)."""
-    if "Job stats:" not in out:
-        return Counter()
-    table = out[out.index("Job stats:") :]
-    return Counter(
-        {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, re.M) if m[0] != "total"}
-    )
+    return Counter(pending_jobs(out))
