@@ -55,7 +55,7 @@ def test_cluster_bands_cuts_at_threshold():
     ("store", "cfg"),
     [
         ("treesatai_ts", DemoConfig(n_train=10, n_val=2, n_test=2, parcels=6, acquisitions=ACQ)),
-        ("pastis_hd", DemoConfig(n_train=4, n_val=1, n_test=1, parcels=8, acquisitions=ACQ)),
+        ("pastis_hd", DemoConfig(4, 1, 1, ACQ, cloudy_fraction=0.1, parcels=8)),  # as the demo
         ("flair_hub", DemoConfig(n_train=10, n_val=2, n_test=2, parcels=10, acquisitions=ACQ)),
     ],
 )

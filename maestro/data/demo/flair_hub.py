@@ -60,7 +60,7 @@ from maestro.data.demo import DemoConfig
 from maestro.data.demo import world as W
 from maestro.data.readers.flair_hub import dates_table, patch_path, split_csv
 from maestro.datasets.flair_hub import COSIA_NAMES, FOLDER_TOKENS
-from maestro.datasets.spec import SPLITS, StoreSpec
+from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
 from maestro.utils.atomic import atomic_path
 
 __all__ = ["CLASS_WEIGHTS", "OBJECT_HEIGHT_M", "patch_path", "write"]
@@ -91,10 +91,21 @@ class _World:
     def __init__(self, rng: np.random.Generator) -> None:
         k = len(COSIA_NAMES)
         self.probs = CLASS_WEIGHTS / CLASS_WEIGHTS.sum()  # (K,)
+        groups = {s: len(W.planted_groups(s)) for s in ("aerial", "s2", "s1")}
+        s2 = W.class_phenologies(k, groups["s2"], rng, sensor="s2")
         self.phen = {
-            s: W.class_phenologies(k, len(W.planted_groups(s)), rng) for s in ("aerial", "s2", "s1")
+            "aerial": W.class_phenologies(
+                k, groups["aerial"], rng, sensor="aerial", spectral_std=W.VHR_SPECTRAL_STD
+            ),
+            "s2": s2,
+            "s1": W.class_phenologies(k, groups["s1"], rng, sensor="s1", like=s2),
         }
+        self.rows = W.Texture.draw(k, groups["aerial"], rng)
         self._levels: dict[tuple[str, str], np.ndarray] = {}
+
+    def spectra(self, sensor: str, date: str, bands: tuple[str, ...]) -> np.ndarray:
+        """``(K, C)`` class band-gain deviations of ``bands`` on a ``YYYYMMDD`` date."""
+        return W.class_spectra(self.phen[sensor], parse_yyyymmdd(date)[1], bands)
 
     def levels(self, sensor: str, date: str) -> np.ndarray:
         """``(K, G)`` class levels of a sensor family's latent groups on a ``YYYYMMDD`` date."""
@@ -191,13 +202,23 @@ def _layout(store: StoreSpec, cfg: DemoConfig, rng: np.random.Generator) -> list
 
 # --- rasters ------------------------------------------------------------------------------
 def _aerial(
-    world: _World, label: np.ndarray, date: str, bands: tuple[str, ...], rng: np.random.Generator
+    world: _World,
+    label: np.ndarray,
+    cells: np.ndarray,
+    date: str,
+    spec: ModalitySpec,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """``(4, H, W)`` uint8 aerial image at the flight date."""
+    """``(4, H, W)`` uint8 aerial image at the flight date (``cells``: parcel ids)."""
     levels = world.levels("aerial", date)
     frac = W.class_fractions(label, len(COSIA_NAMES), label.shape)
-    groups = [W.LATENT_GROUPS["aerial"][b] for b in bands]
-    x = W.render_bands(frac, levels, groups, 0.05, 0.03, rng, label.shape[0] / 16)
+    groups = [W.LATENT_GROUPS["aerial"][b] for b in spec.bands]
+    x = W.render_bands(
+        frac, levels, groups, 0.03, 0.03, rng, label.shape[0] / 16,
+        spectral=world.spectra("aerial", date, spec.bands),
+        texture=world.rows.render(label, cells, spec.resolution_m, rng),
+        group_gain=W.acquisition_gains((max(groups) + 1,), rng),
+    )  # fmt: skip
     return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
 
 
@@ -228,8 +249,11 @@ def _s2(
     cloudy = set(rng.choice(t, size=round(cloudy_fraction * t), replace=False).tolist())
     images, masks = [], []
     for k, date in enumerate(dates):
-        levels = world.levels("s2", date)
-        x = W.render_bands(frac, levels, groups, 0.04, 0.01, rng, px / 5)
+        x = W.render_bands(
+            frac, world.levels("s2", date), groups, 0.02, 0.01, rng, px / 5,
+            spectral=world.spectra("s2", date, bands),
+            group_gain=W.acquisition_gains((max(groups) + 1,), rng),
+        )  # fmt: skip
         prob = np.zeros((px, px), np.float32)
         if k in cloudy:
             prob = W.cloud_field((px, px), float(rng.uniform(0.15, 1.0)), rng, px / 6)
@@ -254,7 +278,7 @@ def _s1(
     out = []
     for date in dates:
         levels = world.levels("s1", date)
-        x = W.render_bands(frac, levels, groups, 0.04, 0.01, rng, frac.shape[-1] / 5)
+        x = W.render_bands(frac, levels, groups, 0.03, 0.01, rng, frac.shape[-1] / 5)
         offset = np.array([S1_BAND_OFFSET_DB[b] for b in bands])[:, None, None]
         db = S1_DB_RANGE[0] + S1_DB_RANGE[1] * x + offset + S1_ORBIT_OFFSET_DB[orbit]
         out.append(W.speckle(10.0 ** (db / 10.0), 5.0, rng).astype(np.float32))
@@ -290,7 +314,8 @@ def _write_patch(
 ) -> None:
     grid = store.modality(store.label.grid_modality or "aerial")
     px = grid.pixels(store.tile_m)
-    label = W.parcels((px, px), cfg.parcels, world.probs, rng).astype(np.uint8)
+    label, cells = W.parcels((px, px), cfg.parcels, world.probs, rng, return_cells=True)
+    label = label.astype(np.uint8)
     arrays = {"label": label[None]}
     fracs: dict[int, np.ndarray] = {}
     for spec in store.modalities:
@@ -299,8 +324,9 @@ def _write_patch(
             fracs[mpx] = W.class_fractions(label, len(COSIA_NAMES), (mpx, mpx))
         if spec.name == "aerial":
             arrays["aerial"] = _aerial(
-                world, W.upsample_labels(label, (mpx, mpx)), patch.roi.aerial_date, spec.bands, rng
-            )
+                world, W.upsample_labels(label, (mpx, mpx)), W.upsample_labels(cells, (mpx, mpx)),
+                patch.roi.aerial_date, spec, rng,
+            )  # fmt: skip
         elif spec.name == "dem":
             arrays["dem"] = _dem(label, mpx, patch.roi.elevation_m, rng)
         elif spec.name == "s2":

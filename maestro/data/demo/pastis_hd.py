@@ -89,27 +89,34 @@ MAX_DROPPED_DATES = 2
 
 @dataclass(frozen=True)
 class _Signatures:
-    """Class frequencies and per-sensor class phenologies, in label order 0..18."""
+    """Class frequencies, per-sensor class phenologies and SPOT rows, in label order 0..18."""
 
     class_probs: np.ndarray  # (19,)
     s2: list[w.Phenology]
     s1: list[w.Phenology]
     spot: list[w.Phenology]
+    rows: w.Texture
 
     @staticmethod
     def draw(rng: np.random.Generator) -> _Signatures:
         crops = 1.0 / np.sqrt(np.arange(1, N_DRAWN))
         probs = np.concatenate([[BACKGROUND_SHARE], (1 - BACKGROUND_SHARE) * crops / crops.sum()])
 
-        def label_order(n_groups: int) -> list[w.Phenology]:
+        def label_order(phen: list) -> list:
             # world twins are (2k, 2k+1); crop c uses phenology c-1, so twins are (1,2), (3,4)...
-            phen = w.class_phenologies(N_DRAWN, n_groups, rng)
             return [phen[N_DRAWN - 1], *phen[: N_DRAWN - 1]]
 
         n_groups = {s: len(w.planted_groups(s)) for s in ("s2", "s1", "spot")}
-        return _Signatures(
-            probs, label_order(n_groups["s2"]), label_order(n_groups["s1"]), label_order(1)
+        s2 = w.class_phenologies(N_DRAWN, n_groups["s2"], rng, sensor="s2")
+        s1 = w.class_phenologies(N_DRAWN, n_groups["s1"], rng, sensor="s1", like=s2)
+        spot = w.class_phenologies(
+            N_DRAWN, n_groups["spot"], rng, sensor="spot", spectral_std=w.VHR_SPECTRAL_STD
         )
+        rows = w.Texture.draw(N_DRAWN, n_groups["spot"], rng)
+        rows = w.Texture(
+            *(np.asarray(label_order(list(a))) for a in (rows.period_m, rows.angle, rows.amplitude))
+        )
+        return _Signatures(probs, label_order(s2), label_order(s1), label_order(spot), rows)
 
 
 @dataclass(frozen=True)
@@ -186,10 +193,17 @@ def _render_s2(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """``(T, C, H, W)`` int16 reflectance x 1e4 from class fractions ``fr`` ``(19, H, W)``."""
-    groups = [w.LATENT_GROUPS["s2"][b] for b in store.modality("s2").bands]
+    bands = store.modality("s2").bands
+    groups = [w.LATENT_GROUPS["s2"][b] for b in bands]
     out = np.empty((len(dates), len(groups), *fr.shape[1:]), dtype=np.int16)
+    n_groups = max(groups) + 1
     for t, d in enumerate(dates):
-        v = 0.6 * w.render_bands(fr, _levels(sig.s2, d), groups, 0.04, 0.01, rng)
+        doy = d.timetuple().tm_yday
+        v = 0.6 * w.render_bands(
+            fr, _levels(sig.s2, d), groups, 0.005, 0.005, rng,
+            spectral=w.class_spectra(sig.s2, doy, bands),
+            group_gain=w.acquisition_gains((n_groups,), rng),
+        )  # fmt: skip
         if rng.random() < cfg.cloudy_fraction:
             cloud = w.cloud_field(fr.shape[1:], float(rng.uniform(0.1, 0.7)), rng) / 100.0
             v = v * (1.0 - cloud) + 0.8 * cloud
@@ -212,7 +226,7 @@ def _render_s1(
     groups = [w.LATENT_GROUPS["s1"][b] for b in bands[:2]]
     out = np.empty((len(dates), 3, *fr.shape[1:]), dtype=np.float16)
     for t, d in enumerate(dates):
-        v = w.render_bands(fr, _levels(sig.s1, d), groups, 0.04, 0.01, rng)
+        v = w.render_bands(fr, _levels(sig.s1, d), groups, 0.03, 0.01, rng)
         db = np.stack([-21.0 + 14.0 * v[0], -28.0 + 14.0 * v[1]])
         linear = w.speckle(10.0 ** (db / 10.0), S1_LOOKS, rng)
         db = 10.0 * np.log10(np.maximum(linear, 1e-6))
@@ -221,13 +235,24 @@ def _render_s1(
 
 
 def _render_spot(
-    label: np.ndarray, scale: int, sig: _Signatures, store: StoreSpec, rng: np.random.Generator
+    label: np.ndarray,
+    cells: np.ndarray,
+    scale: int,
+    sig: _Signatures,
+    store: StoreSpec,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """``(3, Hs, Ws)`` uint8 RGB of the summer mosaic from the SPOT-grid class map."""
     _, doy, _ = parse_yyyymmdd(store.ref_date or SPOT_DATE)
-    groups = [w.LATENT_GROUPS["spot"][b] for b in store.modality("spot").bands]
+    spec = store.modality("spot")
+    groups = [w.LATENT_GROUPS["spot"][b] for b in spec.bands]
     onehot = w.class_fractions(label, N_DRAWN, label.shape)
-    v = w.render_bands(onehot, w.class_levels(sig.spot, doy), groups, 0.05, 0.02, rng, 3.0 * scale)
+    v = w.render_bands(
+        onehot, w.class_levels(sig.spot, doy), groups, 0.03, 0.02, rng, 3.0 * scale,
+        spectral=w.class_spectra(sig.spot, doy, spec.bands),
+        texture=sig.rows.render(label, cells, spec.resolution_m, rng),
+        group_gain=w.acquisition_gains((max(groups) + 1,), rng),
+    )  # fmt: skip
     return np.clip(np.rint(20.0 + 260.0 * v), 0, 255).astype(np.uint8)
 
 
@@ -325,7 +350,7 @@ def _write_patch(
     h = store.modality("s2").pixels(store.tile_m)
     spot = store.modality("spot")
     hs = spot.pixels(store.tile_m)
-    label = w.parcels((hs, hs), cfg.parcels, sig.class_probs, rng)  # (Hs, Ws) classes 0..18
+    label, cells = w.parcels((hs, hs), cfg.parcels, sig.class_probs, rng, return_cells=True)
     fr = w.class_fractions(label, N_DRAWN, (h, h))  # (19, H, W)
     target, n_parcels = _target(label, h, rng)
     np.save(target_path(root, pid), target)
@@ -335,7 +360,7 @@ def _write_patch(
     for m, arr in series.items():
         np.save(series_path(root, m, pid), arr)
         stats[m].add(patch.fold, arr)
-    rgb = _render_spot(label, hs // h, sig, store, rng)
+    rgb = _render_spot(label, cells, hs // h, sig, store, rng)
     _write_spot(spot_path(root, pid), rgb, patch, spot.resolution_m, store.crs)
     return _feature(patch, store.tile_m, n_parcels, float((label > 0).mean()))
 

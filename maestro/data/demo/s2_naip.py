@@ -60,7 +60,7 @@ from maestro.data.readers.s2_naip import (
     tile_bounds,
     tile_name,
 )
-from maestro.datasets.spec import SPLITS, StoreSpec
+from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
 from maestro.utils.atomic import atomic_path
 
 __all__ = ["CITIES", "CLASSES", "CLASS_WEIGHTS", "SEASONALITY", "write"]
@@ -96,15 +96,24 @@ class _World:
         self.probs = CLASS_WEIGHTS / CLASS_WEIGHTS.sum()
         self.phen = {}
         for sensor in ("aerial", "s2", "s1"):
-            phen = W.class_phenologies(len(CLASSES), len(W.planted_groups(sensor)), rng)
+            phen = W.class_phenologies(
+                len(CLASSES), len(W.planted_groups(sensor)), rng, sensor=sensor,
+                spectral_std=W.VHR_SPECTRAL_STD if sensor == "aerial" else W.SPECTRAL_STD,
+                like=self.phen.get("s2") if sensor == "s1" else None,
+            )  # fmt: skip
             self.phen[sensor] = [
                 dataclasses.replace(p, amplitude=p.amplitude * f)
                 for p, f in zip(phen, SEASONALITY, strict=True)
             ]
+        self.rows = W.Texture.draw(len(CLASSES), len(W.planted_groups("aerial")), rng)
 
     def levels(self, sensor: str, doy: int) -> np.ndarray:
         """``(K, G)`` class levels of a sensor family's latent groups on a day of year."""
         return W.class_levels(self.phen[sensor], doy)
+
+    def spectra(self, sensor: str, doy: int, bands: tuple[str, ...]) -> np.ndarray:
+        """``(K, C)`` class band-gain deviations of ``bands`` on a day of year."""
+        return W.class_spectra(self.phen[sensor], doy, bands)
 
 
 @dataclass(frozen=True)
@@ -188,13 +197,22 @@ def _s1_products(tile: _Tile, days: np.ndarray, rng: np.random.Generator) -> lis
 
 # --- rasters ------------------------------------------------------------------------------
 def _naip(
-    world: _World, frac: np.ndarray, doy: int, bands: tuple[str, ...], rng: np.random.Generator
+    world: _World,
+    label: np.ndarray,
+    cells: np.ndarray,
+    doy: int,
+    spec: ModalitySpec,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """``(4, H, W)`` uint8 R, G, B, NIR at the flight date."""
-    groups = [W.LATENT_GROUPS["aerial"][b] for b in bands]
+    """``(4, H, W)`` uint8 R, G, B, NIR at the flight date, from the fine class map."""
+    groups = [W.LATENT_GROUPS["aerial"][b] for b in spec.bands]
+    frac = W.class_fractions(label, len(CLASSES), label.shape)
     x = W.render_bands(
-        frac, world.levels("aerial", doy), groups, 0.05, 0.015, rng, frac.shape[-1] / 16
-    )
+        frac, world.levels("aerial", doy), groups, 0.03, 0.015, rng, frac.shape[-1] / 16,
+        spectral=world.spectra("aerial", doy, spec.bands),
+        texture=world.rows.render(label, cells, spec.resolution_m, rng),
+        group_gain=W.acquisition_gains((max(groups) + 1,), rng),
+    )  # fmt: skip
     return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
 
 
@@ -210,8 +228,10 @@ def _s2(
     out = []
     for day in days:
         x = W.render_bands(
-            frac, world.levels("s2", int(day)), groups, 0.04, 0.01, rng, frac.shape[-1] / 5
-        )
+            frac, world.levels("s2", int(day)), groups, 0.02, 0.01, rng, frac.shape[-1] / 5,
+            spectral=world.spectra("s2", int(day), bands),
+            group_gain=W.acquisition_gains((max(groups) + 1,), rng),
+        )  # fmt: skip
         out.append(np.clip(np.round(x * 10000), 1, 65535).astype(np.uint16))
     return np.concatenate(out)
 
@@ -229,7 +249,7 @@ def _s1(
     out = []
     for day in days:
         x = W.render_bands(
-            frac, world.levels("s1", int(day)), groups, 0.04, 0.01, rng, frac.shape[-1] / 5
+            frac, world.levels("s1", int(day)), groups, 0.03, 0.01, rng, frac.shape[-1] / 5
         )
         db = S1_DB_RANGE[0] + S1_DB_RANGE[1] * x + offset
         power = W.speckle(10.0 ** (db / 10.0), 5.0, rng)
@@ -283,14 +303,18 @@ def _write_tile(
 ) -> None:
     px = {m.name: m.pixels(store.tile_m) for m in store.stored_modalities}
     fine = max(px.values())
-    label = W.parcels((fine, fine), cfg.parcels, world.probs, rng)
+    label, cells = W.parcels((fine, fine), cfg.parcels, world.probs, rng, return_cells=True)
     fracs = {p: W.class_fractions(label, len(CLASSES), (p, p)) for p in sorted(set(px.values()))}
     bounds = tile_bounds(tile.name, store.tile_m)
     _write_lines(root / dates_path("aerial", tile.name), [_naip_product(tile, rng)])
     for m in store.stored_modalities:
         frac, path = fracs[px[m.name]], root / raster_path(m.name, tile.name)
         if m.name == "aerial":
-            _write_png(path, _naip(world, frac, tile.naip_doy, m.bands, rng))
+            if px[m.name] != fine:
+                raise ValueError(
+                    f"S2-NAIP demo: the aerial grid ({px[m.name]} px) must be the finest"
+                )
+            _write_png(path, _naip(world, label, cells, tile.naip_doy, m, rng))
         elif m.name == "s2":
             days = tile.series["s2"]
             _write_tif(path, _s2(world, frac, days, m.bands, rng), bounds, tile.epsg)

