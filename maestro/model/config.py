@@ -51,8 +51,9 @@ class MAEConfig:
     loss: Loss = "l1"
     norm_eps: float = 1e-6
     # --- downstream head ---
-    head: Literal["attentive", "linear"] = "attentive"
+    head: Literal["attentive", "linear", "concat"] = "attentive"
     head_heads: int = 8
+    head_norm: Literal["none", "batch"] = "none"  # feature standardization before the classifier
 
     def __post_init__(self) -> None:
         if self.fusion not in ("shared", "monotemp", "mod", "group"):

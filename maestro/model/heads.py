@@ -48,22 +48,78 @@ class MeanReduce(nn.Module):
         return x.mean(dim=1)
 
 
+class ConcatReduce(nn.Module):
+    """Keep every vector: concatenate the set, ``(B, N, D) -> (B, N * D)`` (``N`` fixed)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Flatten the set."""
+        return x.flatten(1)
+
+
+#: Head pooling kinds: MAESTRO's attentive reduce, the mean (upstream "linear"), or the
+#: concatenation of one vector per (modality, group, date) slot (the demo's choice: a date
+#: mean keeps too little of the temporal pattern of frozen features; docs/decisions.md).
+HEAD_KINDS = ("attentive", "linear", "concat")
+
+
 def _reduce(kind: str, dim: int, heads: int) -> nn.Module:
-    return AttentiveReduce(dim, heads) if kind == "attentive" else MeanReduce()
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"unknown head {kind!r}; known: {HEAD_KINDS}")
+    return {"attentive": AttentiveReduce, "linear": MeanReduce, "concat": ConcatReduce}[kind](
+        *((dim, heads) if kind == "attentive" else ())
+    )
+
+
+def _slots(plans: Mapping[str, object]) -> int:
+    """Vectors per location of a ``concat`` head: one per (modality, group, date)."""
+    return sum(p.groups * p.dates for p in plans.values())
+
+
+def _feature_norm(kind: str, dim: int) -> nn.Module:
+    """Standardization of the pooled features before the classifier.
+
+    ``"batch"``: BatchNorm without affine parameters, the linear-probe recipe of MAE (He et
+    al. 2022, appendix A.2): every feature gets unit scale over the batch, so that a probe on
+    frozen features that differ little from sample to sample can fit. ``"none"``: as the
+    official head.
+    """
+    if kind == "batch":
+        return nn.BatchNorm1d(dim, affine=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown head feature norm {kind!r}; known: batch, none")
 
 
 class ClassificationHead(nn.Module):
-    """Pool every token of every modality, date and group, then ``Linear(D, K)``."""
+    """Pool every token of every modality, date and group, (standardize), then a linear layer.
 
-    def __init__(self, dim: int, num_classes: int, kind: str = "attentive", heads: int = 8) -> None:
+    ``attentive`` / ``linear`` reduce all tokens to one ``D`` vector; ``concat`` averages the
+    locations of each of the ``slots`` (modality, group, date) images and concatenates them.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        kind: str = "attentive",
+        heads: int = 8,
+        norm: str = "none",
+        slots: int = 1,
+    ) -> None:
         super().__init__()
+        self.kind = kind
         self.reduce = _reduce(kind, dim, heads)
-        self.fc = nn.Linear(dim, num_classes)
+        width = dim * slots if kind == "concat" else dim
+        self.norm = _feature_norm(norm, width)
+        self.fc = nn.Linear(width, num_classes)
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``{m: (B, G, T, L, D)} -> (B, K)`` logits."""
-        x = torch.cat([rearrange(f, "b g t l d -> b (g t l) d") for f in feats.values()], dim=1)
-        return self.fc(self.reduce(x))
+        if self.kind == "concat":  # [B, slots, D]: one mean vector per (modality, group, date)
+            x = torch.cat([rearrange(f.mean(3), "b g t d -> b (g t) d") for f in feats.values()], 1)
+        else:
+            x = torch.cat([rearrange(f, "b g t l d -> b (g t l) d") for f in feats.values()], 1)
+        return self.fc(self.norm(self.reduce(x)))
 
 
 class SegmentationHead(nn.Module):
@@ -82,11 +138,15 @@ class SegmentationHead(nn.Module):
         upscale: int,
         kind: str = "attentive",
         heads: int = 8,
+        norm: str = "none",
+        slots: int = 1,
     ) -> None:
         super().__init__()
         self.ref_grid, self.upscale, self.num_classes = ref_grid, upscale, num_classes
         self.reduce = _reduce(kind, dim, heads)
-        self.to_logits = nn.Conv2d(dim, num_classes * upscale * upscale, kernel_size=1)
+        width = dim * slots if kind == "concat" else dim
+        self.norm = _feature_norm(norm, width)
+        self.to_logits = nn.Conv2d(width, num_classes * upscale * upscale, kernel_size=1)
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``{m: (B, G, T, L, D)} -> (B, K, ref_grid * s, ref_grid * s)`` logits."""
@@ -99,7 +159,7 @@ class SegmentationHead(nn.Module):
                 img = F.interpolate(img, size=(n, n), mode="bilinear", align_corners=False)
             parts.append(rearrange(img, "(b k) d h w -> b (h w) k d", b=b))
         x = torch.cat(parts, dim=2)  # [B, n*n, K_all, D]
-        z = self.reduce(rearrange(x, "b l k d -> (b l) k d"))  # [B*n*n, D]
+        z = self.norm(self.reduce(rearrange(x, "b l k d -> (b l) k d")))  # [B*n*n, D or K*D]
         logits = self.to_logits(rearrange(z, "(b h w) d -> b d h w", b=b, h=n))
         s = self.upscale
         return rearrange(logits, "b (k p q) h w -> b k (h p) (w q)", p=s, q=s)
@@ -122,8 +182,9 @@ class DownstreamModel(nn.Module):
         cfg = encoder.cfg
         if task.kind == "multilabel":
             self.head = ClassificationHead(
-                cfg.embed_dim, task.num_classes, cfg.head, cfg.head_heads
-            )
+                cfg.embed_dim, task.num_classes, cfg.head, cfg.head_heads, cfg.head_norm,
+                _slots(encoder.plans),
+            )  # fmt: skip
         else:
             ref = encoder.plans[task.ref_modality].grid
             if label_px is None or label_px % ref:
@@ -131,8 +192,9 @@ class DownstreamModel(nn.Module):
                     f"label of {label_px} px is not a multiple of the {ref}-token grid"
                 )
             self.head = SegmentationHead(
-                cfg.embed_dim, task.num_classes, ref, label_px // ref, cfg.head, cfg.head_heads
-            )
+                cfg.embed_dim, task.num_classes, ref, label_px // ref, cfg.head, cfg.head_heads,
+                cfg.head_norm, _slots(encoder.plans),
+            )  # fmt: skip
 
     def forward(self, batch: Batch, frozen: bool = False) -> torch.Tensor:
         """Logits ``(B, K)`` or ``(B, K, h, w)``; ``frozen`` runs the encoder without gradients."""

@@ -28,12 +28,27 @@ def normalize_patches(x: torch.Tensor, groups: Groups | None, eps: float = 1e-6)
     """
     if groups is None:
         return x
+    if _contiguous(groups, x.shape[-1]):  # slices (views) and one concatenation: no gathers
+        parts = []
+        for idx in groups:
+            part = x[..., idx[0] : idx[-1] + 1]  # [B, T, L, P, g]
+            mean, std = group_stats(part, eps)
+            parts.append((part - mean) / std)
+        return torch.cat(parts, dim=-1)
     out = torch.empty_like(x)
     for idx in groups:
         part = x[..., list(idx)]  # [B, T, L, P, g]
         mean, std = group_stats(part, eps)
         out[..., list(idx)] = (part - mean) / std
     return out
+
+
+def _contiguous(groups: Groups, channels: int) -> bool:
+    """True when the groups are consecutive ranges covering ``0..channels-1`` in order."""
+    flat = [c for g in groups for c in g]
+    return flat == list(range(channels)) and all(
+        list(g) == list(range(g[0], g[0] + len(g))) for g in groups
+    )
 
 
 def denormalize_patches(

@@ -86,14 +86,26 @@ def load_mae(path: str | Path, dataset: DatasetSpec) -> tuple[MAESTRO, dict[str,
     return model, record
 
 
+#: MAEConfig fields of the downstream head: chosen by the downstream job, not by pretraining.
+HEAD_FIELDS = ("head", "head_heads", "head_norm")
+
+
 def load_for_downstream(
-    path: str | Path, dataset: DatasetSpec
+    path: str | Path, dataset: DatasetSpec, head_cfg: MAEConfig | None = None
 ) -> tuple[DownstreamModel, dict[str, Any]]:
-    """A downstream model from a probe result, or from a pretrained MAE with a new head."""
+    """A downstream model from a probe result, or from a pretrained MAE with a new head.
+
+    A new head takes its settings (:data:`HEAD_FIELDS`) from ``head_cfg`` when given (the
+    downstream job's model configuration), else from the pretrained model's configuration.
+    """
     kind = checkpoint.load(path).get("kind")
     if kind == "downstream":
         return load_downstream(path, dataset)
     mae, record = load_mae(path, dataset)
+    if head_cfg is not None:
+        heads = {f: getattr(head_cfg, f) for f in HEAD_FIELDS}
+        mae.cfg = mae.cfg.replace(**heads)
+        record = record | {"model_cfg": dict(record["model_cfg"]) | heads}
     return DownstreamModel(mae, dataset.task, label_px(dataset)), record
 
 

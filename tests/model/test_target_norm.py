@@ -88,3 +88,15 @@ def test_denormalize_inverts_normalize():
     back = denormalize_patches(normalize_patches(x, groups), x, groups)
     torch.testing.assert_close(back, x)
     assert denormalize_patches(x, x, None) is x
+
+
+def test_contiguous_and_gathered_groups_give_the_same_targets():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.0, 1.0, size=(2, 2, 3, 4, 6))
+    # the same partition as ranges (sliced) and out of order (gathered)
+    ranges = normalize_patches(torch.from_numpy(x), ((0, 1), (2, 3, 4), (5,)), 1e-6).numpy()
+    shuffled = normalize_patches(torch.from_numpy(x), ((2, 3, 4), (0, 1), (5,)), 1e-6).numpy()
+    np.testing.assert_allclose(ranges, shuffled, rtol=1e-12, atol=1e-12)
+    scattered = ((0, 3), (1, 4), (2, 5))
+    got = normalize_patches(torch.from_numpy(x), scattered, 1e-6).numpy()
+    np.testing.assert_allclose(got, numpy_group_norm(x, scattered, 1e-6), rtol=1e-10, atol=1e-10)
