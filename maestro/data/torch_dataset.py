@@ -104,6 +104,8 @@ class MaestroDataset(Dataset):
             (``spec``, ``path``, ``indices``, ``read``, ``label``, ``ref_date``) to read from
             instead of the store at ``store_path`` (e.g. the raw-backed store of
             ``benchmarks/bench_data.py``); it is pickled with the dataset.
+        in_memory: keep every decoded sample in memory after its first read
+            (:class:`~maestro.data.zarr_store.Store`; for small stores).
 
     Raises:
         ValueError: the store was converted with a different spec (names the path and fields).
@@ -119,8 +121,10 @@ class MaestroDataset(Dataset):
         augment: bool = True,
         max_tiles: int | None = None,
         store: Any = None,
+        in_memory: bool = False,
     ) -> None:
         self.store_path = store_path
+        self.in_memory = in_memory
         self.dataset = dataset
         self.splits = tuple(splits)
         self.train = train
@@ -128,7 +132,7 @@ class MaestroDataset(Dataset):
         self.augment = augment
         self.epoch = 0
         self._injected = store is not None
-        store = store if store is not None else Store(store_path)
+        store = store if store is not None else Store(store_path, in_memory)
         diffs = spec_differences(store.spec, dataset.store)
         if diffs:
             raise ValueError(
@@ -161,7 +165,7 @@ class MaestroDataset(Dataset):
     def store(self) -> Any:
         """The store (a :class:`Store` unless one was injected), opened on first use."""
         if self._store is None:
-            self._store = Store(self.store_path)
+            self._store = Store(self.store_path, self.in_memory)
         return self._store
 
     def __getstate__(self) -> dict[str, Any]:

@@ -123,17 +123,19 @@ class Store:
     much in some processes.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], in_memory: bool = False) -> None:
         self.path = Path(path)
+        self.in_memory = in_memory
         self._group: zarr.Group | None = None
         self._pid: int | None = None
         self._cache: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self.path, "in_memory": self.in_memory}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = Path(state["path"])
+        self.in_memory = bool(state.get("in_memory", False))
         self._group, self._pid, self._cache = None, None, {}
 
     def __repr__(self) -> str:
@@ -180,7 +182,23 @@ class Store:
         return self._cache[key]
 
     def _sample(self, path: str, i: int, selection: tuple[slice, ...]) -> np.ndarray:
-        """``array[i][selection]`` of a per-sample array, via the direct shard reader."""
+        """``array[i][selection]`` of a per-sample array, via the direct shard reader.
+
+        With ``in_memory`` the whole sample is decoded on its first read and kept for the
+        life of the process (small stores: the demo's fit in a few hundred MB), so later
+        reads of any window cost a slice.
+        """
+        if self.in_memory:
+            key = f"sample:{path}:{i}"
+            self.group  # noqa: B018 (a new process starts with an empty cache)
+            if key not in self._cache:
+                full = self._read_sample(path, i, tuple(slice(None) for _ in selection))
+                full.flags.writeable = False
+                self._cache[key] = full
+            return self._cache[key][selection].copy()
+        return self._read_sample(path, i, selection)
+
+    def _read_sample(self, path: str, i: int, selection: tuple[slice, ...]) -> np.ndarray:
         key = f"reader:{path}"
         self.group  # noqa: B018
         if key not in self._cache:

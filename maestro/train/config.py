@@ -33,6 +33,8 @@ class PhaseConfig:
     num_workers: int = 0
     max_steps_per_epoch: int | None = None  # cap (tests and quick looks); None = full epochs
     eval_batch_size: int | None = None
+    feature_cache: int = 0  # probe: encode the train split this many times, reuse (0 = off)
+    in_memory: bool = False  # keep decoded store samples in memory (small stores)
 
     def replace(self, **changes: Any) -> PhaseConfig:
         """Copy with overrides; unknown keys raise ``TypeError`` naming them."""

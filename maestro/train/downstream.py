@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from maestro.train import checkpoint, distributed
 from maestro.train.build import build_mae, label_px, load_for_downstream, model_record
 from maestro.train.config import PhaseConfig
 from maestro.train.ema import EMA, ema_momentum
+from maestro.train.feature_cache import CachedSplit, FeatureCache, encode_split
 from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
 from maestro.train.metrics import make_metric
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
@@ -59,21 +61,35 @@ def evaluate(
     batch: int,
     runtime: Runtime,
     bootstrap: int = 0,
+    cached: CachedSplit | None = None,
 ) -> dict:
     """Metrics of ``model`` over a whole split (every item once, in order, deterministic crops);
     under DDP each rank evaluates its share and the counts are summed. ``bootstrap > 0`` adds
-    a 95 % interval of the headline metric from that many resamples of the items."""
+    a 95 % interval of the headline metric from that many resamples of the items. ``cached``
+    (the split's frozen-encoder features) evaluates only the head on them."""
     model.eval()
     d = runtime.dist
     metric = make_metric(dataset.task.kind, dataset.task.num_classes, keep_items=bootstrap > 0)
     totals = torch.zeros(2, dtype=torch.float64)  # loss sum, items
-    for b in distributed.eval_loader(ds, batch, d):
-        b = to_device(b, runtime.device)
-        with runtime.autocast():
-            logits = model(b)
-        n = len(b["index"])
-        totals += torch.tensor([float(task_loss(logits, b["label"], dataset.task.kind)) * n, n])
-        metric.update(logits, b["label"])
+
+    def outputs():
+        if cached is not None:
+            for s in range(0, len(cached), batch):
+                feats, label = cached.batch(
+                    torch.arange(s, min(s + batch, len(cached))), runtime.device
+                )
+                with runtime.autocast():
+                    yield model.head(feats), label
+            return
+        for b in distributed.eval_loader(ds, batch, d):
+            b = to_device(b, runtime.device)
+            with runtime.autocast():
+                yield model(b), b["label"]
+
+    for logits, label in outputs():
+        n = len(label)
+        totals += torch.tensor([float(task_loss(logits, label, dataset.task.kind)) * n, n])
+        metric.update(logits, label)
     metric.reduce(d)
     loss_sum, n = distributed.sum_(totals, d).tolist()
     out = {**metric.compute(), "loss": loss_sum / max(n, 1), "items": int(n)}
@@ -104,20 +120,52 @@ def prediction_examples(
     }
 
 
+def _train_batches(
+    step_model: torch.nn.Module,
+    train_ds: MaestroDataset,
+    batch: int,
+    seed: int,
+    epoch: int,
+    phase: PhaseConfig,
+    runtime: Runtime,
+    frozen: bool,
+    cache: FeatureCache | None,
+) -> Iterator[tuple[Callable[[], torch.Tensor], torch.Tensor]]:
+    """Training batches of an epoch as ``(forward, label)``: the model on dataset batches, or
+    the head alone on cached frozen features (probe with ``feature_cache``)."""
+    gen_seed = seed * 100_003 + epoch
+    if cache is not None:
+        head = step_model.head
+        for feats, label in cache.batches(epoch, batch, gen_seed, runtime.device):
+            yield partial(head, feats), label
+        return
+    d = runtime.dist
+    loader = distributed.train_loader(train_ds, batch, seed, epoch, phase.num_workers, d, gen_seed)
+    for b in loader:
+        b = to_device(b, runtime.device)
+        yield partial(step_model, b, frozen=frozen), b["label"]
+
+
 def build_model(
-    mode: str, dataset: DatasetSpec, init: str | Path | None, model_cfg: MAEConfig | None
+    mode: str,
+    dataset: DatasetSpec,
+    init: str | Path | None,
+    model_cfg: MAEConfig | None,
+    random_init: bool = False,
 ) -> tuple[DownstreamModel, dict]:
     """The starting model of a mode: a pretrained MAE with a new head (probe, or fine-tune
-    without probe), a probe result (fine-tune) or random weights (scratch). Returns the model
-    and the record of its architecture."""
-    if mode == "scratch":
+    without probe), a probe result (fine-tune) or random weights (scratch, and the probe of a
+    random-init encoder with ``random_init``). Returns the model and its architecture record."""
+    if mode == "scratch" or random_init:
         if model_cfg is None:
-            raise ValueError("scratch training needs a model config")
+            raise ValueError(f"{mode} from random weights needs a model config")
+        if init is not None:
+            raise ValueError(f"{mode} from random weights takes no initial checkpoint")
         model = DownstreamModel(build_mae(model_cfg, dataset), dataset.task, label_px(dataset))
         return model, {"model_cfg": model_cfg, "norm_groups": None}
     if init is None:
         raise ValueError(f"{mode} needs an initial checkpoint")
-    model, record = load_for_downstream(init, dataset)
+    model, record = load_for_downstream(init, dataset, head_cfg=model_cfg)
     cfg = MAEConfig(**record["model_cfg"])
     groups = {k: tuple(tuple(g) for g in v) for k, v in record.get("norm_groups", {}).items()}
     return model, {"model_cfg": cfg, "norm_groups": groups or None}
@@ -136,8 +184,12 @@ def run_downstream(
     work_dir: str | Path | None = None,
     fingerprint: str = "",
     meta: Mapping[str, Any] | None = None,
+    random_init: bool = False,
 ) -> dict[str, Any]:
     """Train ``mode`` on the train split, select on val, test; write :data:`OUTPUTS`.
+
+    ``random_init`` (probe only) probes a randomly initialised encoder of ``model_cfg``'s
+    architecture: the floor that pretraining must lift a probe above.
 
     Under torchrun every rank trains on its share of each epoch (DDP); rank 0 writes.
     """
@@ -146,16 +198,19 @@ def run_downstream(
     d = runtime.dist
     seed_everything(seed)
     out_dir = Path(out_dir)
-    model, rec = build_model(mode, dataset, init, model_cfg)
+    if random_init and mode != "probe":
+        raise ValueError(f"random_init applies to the probe, not to {mode!r}")
+    model, rec = build_model(mode, dataset, init, model_cfg, random_init)
     model.to(runtime.device)
     frozen = mode == "probe"
     if frozen:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
 
-    train_ds = MaestroDataset(store_path, dataset, ("train",), train=True, seed=seed)
-    val_ds = MaestroDataset(store_path, dataset, ("val",), train=False, seed=seed)
-    test_ds = MaestroDataset(store_path, dataset, ("test",), train=False, seed=seed)
+    mem = phase.in_memory
+    train_ds = MaestroDataset(store_path, dataset, ("train",), True, seed, in_memory=mem)
+    val_ds = MaestroDataset(store_path, dataset, ("val",), False, seed, in_memory=mem)
+    test_ds = MaestroDataset(store_path, dataset, ("test",), False, seed, in_memory=mem)
     batch = min(phase.batch_size, len(train_ds) // d.world)
     eval_batch = phase.eval_batch_size or batch
     steps = steps_per_epoch(len(train_ds) // d.world, batch, phase.max_steps_per_epoch)
@@ -169,6 +224,10 @@ def run_downstream(
         model.encoder.compile_blocks()
     step_model = distributed.wrap(model, runtime.device, d)
     kind, key = dataset.task.kind, dataset.task.metric
+    cache, val_cache = None, None
+    if frozen and phase.feature_cache and not d.active:
+        cache = FeatureCache(model.encoder, train_ds, phase.feature_cache, eval_batch, runtime)
+        val_cache = encode_split(model.encoder, val_ds, eval_batch, runtime)
     log.info(
         "%s %s: %d train items, batch %d x %d ranks, %d steps/epoch, lr_max %.3g",
         mode, dataset.name, len(train_ds), batch, d.world, steps, lr_max,
@@ -191,18 +250,22 @@ def run_downstream(
     for epoch in range(start, phase.epochs):
         t0 = time.time()
         train_ds.set_epoch(epoch)
-        loader = distributed.train_loader(
-            train_ds, batch, seed, epoch, phase.num_workers, d, seed * 100_003 + epoch
-        )
         loss_sum = 0.0
         step_model.train()
-        for i, b in enumerate(progress(loader, steps, f"{mode} {epoch}")):
+        for i, (forward, label) in enumerate(
+            progress(
+                _train_batches(
+                    step_model, train_ds, batch, seed, epoch, phase, runtime, frozen, cache
+                ),
+                steps,
+                f"{mode} {epoch}",
+            )
+        ):
             if i >= steps:
                 break
-            b = to_device(b, runtime.device)
             with runtime.autocast():
-                logits = step_model(b, frozen=frozen)
-            loss = task_loss(logits, b["label"], kind)
+                logits = forward()
+            loss = task_loss(logits, label, kind)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -212,7 +275,7 @@ def run_downstream(
         if ema is not None:
             ema.update(model)
         eval_model = ema.model if ema is not None else model
-        val = evaluate(eval_model, val_ds, dataset, eval_batch, runtime)
+        val = evaluate(eval_model, val_ds, dataset, eval_batch, runtime, cached=val_cache)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -245,7 +308,7 @@ def run_downstream(
     test = evaluate(model, test_ds, dataset, eval_batch, runtime, bootstrap=BOOTSTRAP_SAMPLES)
     metrics = {
         "dataset": dataset.name,
-        "mode": mode,
+        "mode": "probe_random" if random_init else mode,
         "metric": key,
         "best_epoch": best["epoch"],
         "epochs_run": len(history),

@@ -54,7 +54,10 @@ def run_pretrain(
     d = runtime.dist
     seed_everything(seed)
     out_dir = Path(out_dir)
-    train_ds = MaestroDataset(store_path, dataset, dataset.pretrain_splits, train=True, seed=seed)
+    train_ds = MaestroDataset(
+        store_path, dataset, dataset.pretrain_splits, train=True, seed=seed,
+        in_memory=phase.in_memory,
+    )  # fmt: skip
     model = build_mae(model_cfg, dataset, norm_groups).to(runtime.device)
     if runtime.compile:
         model.compile_blocks()

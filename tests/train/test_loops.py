@@ -180,3 +180,47 @@ def test_cross_dataset_probe_loads_what_fits(small_stores, catalog_small, tmp_pa
         "encoder.patchify.spot.proj.0.weight" in probed and "patchify.spot.proj.0.weight" not in pre
     )
     assert any("left at init" in r.message and "patchify.spot" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("dataset", ["treesatai_ts", "pastis_hd"])
+def test_cached_probe_equals_the_uncached_one(small_stores, catalog_small, tmp_path, dataset):
+    """With one cached view per epoch the probe trains on exactly the features it would
+    compute itself: the same head, the same numbers."""
+    ds = catalog_small.dataset(dataset)
+    store = small_stores[dataset]
+    _pretrain(store, ds, tmp_path / "pre")
+    init = tmp_path / "pre" / "model.pt"
+    base = {"epochs": 2, "batch_size": 4, "base_lr": 1e-3}
+    plain = run_downstream(
+        "probe", store, ds, job_phase("probe", job(base)), 0, tmp_path / "a", RT, init=init
+    )
+    cached = run_downstream(
+        "probe", store, ds, job_phase("probe", job(base | {"feature_cache": 2, "in_memory": True})),
+        0, tmp_path / "b", RT, init=init,
+    )  # fmt: skip
+    a = pd.read_csv(tmp_path / "a" / "history.csv").drop(columns="time_s")
+    b = pd.read_csv(tmp_path / "b" / "history.csv").drop(columns="time_s")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-5)
+    metric = ds.task.metric
+    assert cached["test"][metric] == pytest.approx(plain["test"][metric], abs=1e-6)
+
+
+def test_random_init_probe_is_a_probe_of_fresh_weights(small_stores, catalog_small, tmp_path):
+    ds = catalog_small.dataset("treesatai_ts")
+    store = small_stores["treesatai_ts"]
+    j = job({"epochs": 1, "batch_size": 4, "base_lr": 1e-3, "feature_cache": 1})
+    out = run_downstream(
+        "probe", store, ds, job_phase("probe", j), 0, tmp_path / "r", RT,
+        model_cfg=model_config(j), random_init=True,
+    )  # fmt: skip
+    assert out["mode"] == "probe_random" and out["test"]["items"] > 0
+    with pytest.raises(ValueError, match="no initial checkpoint"):
+        run_downstream(
+            "probe", store, ds, job_phase("probe", j), 0, tmp_path / "x", RT,
+            init=tmp_path / "r" / "model.pt", model_cfg=model_config(j), random_init=True,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="applies to the probe"):
+        run_downstream(
+            "finetune", store, ds, job_phase("finetune", j), 0, tmp_path / "y", RT,
+            model_cfg=model_config(j), random_init=True,
+        )  # fmt: skip
