@@ -8,6 +8,9 @@ PROFILE ?= profiles/local
 CONFIG ?= config/config.yaml
 # Extra arguments for snakemake, e.g. `make run SMK_ARGS="-n"`.
 SMK_ARGS ?=
+# Training jobs run side by side by `make run` (the profile's `gpu` resource caps them; the
+# demo's jobs use one thread each, config runtime.threads).
+TRAIN_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: run test lint format venv clean-results dag help
 
@@ -32,7 +35,8 @@ $(BIN)/.installed-test: $(BIN)/.installed
 venv: $(BIN)/.installed
 
 run: $(BIN)/.installed
-	$(BIN)/snakemake --profile $(PROFILE) --configfile $(CONFIG) $(SMK_ARGS) -- all
+	$(BIN)/snakemake --profile $(PROFILE) --configfile $(CONFIG) --resources gpu=$(TRAIN_JOBS) \
+	    $(SMK_ARGS) -- all
 
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest

@@ -161,16 +161,39 @@ def cmd_downstream(args: argparse.Namespace) -> None:
     runtime = _runtime(args, job)
     phase = job_phase("probe" if args.mode == "probe" else "finetune", job)
     config = {"job": job, "dataset": args.dataset, "seed": args.seed, "mode": args.mode}
+    if args.random_init:
+        config["random_init"] = True
     metrics = run_downstream(
         args.mode, args.store_path, dataset, phase, args.seed, args.out_dir, runtime,
         init=args.init, model_cfg=model_config(job), work_dir=Path(args.out_dir) / ".work",
         fingerprint=provenance.config_hash(config), meta=_meta(job, args, dataset),
+        random_init=args.random_init,
     )  # fmt: skip
     inputs = {"store": args.store_path} | ({"init": args.init} if args.init else {})
     if runtime.dist.is_main:
         extra = {"metrics": metrics, "outputs": provenance.output_hashes(args.out_dir)}
         rec = provenance.record(args.mode, config, inputs, t0, runtime.describe(), extra)
         provenance.write(Path(args.out_dir) / "provenance.json", rec)
+
+
+def cmd_reference(args: argparse.Namespace) -> None:
+    """A reference row of a dataset: trivial predictor or linear model on raw inputs."""
+    from maestro import provenance
+    from maestro.experiment import job_catalog
+    from maestro.train.reference import run_reference
+
+    t0 = time.time()
+    job = _job(args.job)
+    dataset = job_catalog(job).dataset(args.dataset)
+    meta = {"seed": 0, "cell": None, "title": dataset.title}
+    metrics = run_reference(args.kind, args.store_path, dataset, args.out, meta=meta)
+    config = {"job": job, "dataset": args.dataset, "kind": args.kind}
+    out = Path(args.out)
+    extra = {"metrics": metrics, "outputs": provenance.output_hashes(out.parent)}
+    rec = provenance.record(
+        f"reference_{args.kind}", config, {"store": args.store_path}, t0, {}, extra
+    )
+    provenance.write(out.parent / "provenance.json", rec)
 
 
 def cmd_params(args: argparse.Namespace) -> None:
@@ -202,6 +225,32 @@ def cmd_cells(args: argparse.Namespace) -> None:
 
 
 # --- report -------------------------------------------------------------------------------
+
+
+def cmd_check_signal(args: argparse.Namespace) -> None:
+    """Margins a run must show (pretraining, baselines, dates), with paired intervals."""
+    from maestro.datasets import catalog
+    from maestro.grid import make_plan
+    from maestro.report.signal import markdown, run_margins, write_report
+
+    config: dict[str, Any] = {}
+    if args.config_json:
+        config = json.loads(args.config_json)
+    else:
+        for path in args.config:
+            with open(path) as f:
+                config |= yaml.safe_load(f) or {}
+    config.setdefault("variants", "config/variants.tsv")
+    plan = make_plan(config)
+    titles = {d: catalog().dataset(d).title for d in plan.datasets}
+    margins = run_margins(args.results, plan)
+    if args.out:
+        write_report(margins, args.out, titles)
+    print(markdown(margins, titles), end="")
+    failed = [m for m in margins if not m.ok]
+    if failed and not args.no_fail:
+        log.error("check-signal: %d required margin(s) missing", len(failed))
+        raise SystemExit(1)
 
 
 def cmd_report_tables(args: argparse.Namespace) -> None:
@@ -335,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     train_args(sp)
     sp.add_argument("--mode", required=True, choices=["probe", "finetune", "scratch"])
     sp.add_argument("--init", default=None, help="model.pt to start from (probe, finetune)")
+    sp.add_argument(
+        "--random-init", action="store_true",
+        help="probe a randomly initialised encoder (the reference a pretrained probe must beat)",
+    )  # fmt: skip
+
+    sp = add("reference", cmd_reference, "reference row: trivial predictor or linear raw model")
+    sp.add_argument("--kind", required=True, choices=["trivial", "linear"])
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--store-path", required=True)
+    sp.add_argument("--out", required=True, help="the metrics.json to write")
+    job_arg(sp)
 
     sp = add("params", cmd_params, "print parameter counts")
     sp.add_argument("--size", default="tiny")
@@ -350,6 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metrics", nargs="+", required=True, help="downstream metrics.json files")
     sp.add_argument("--reference", required=True, help="cell id of the reference cell")
     sp.add_argument("--out-dir", required=True)
+
+    sp = add("check-signal", cmd_check_signal, "margins a finished run must show, with intervals")
+    sp.add_argument("--config", nargs="+", default=["config/config.yaml"], help="config file(s)")
+    sp.add_argument("--config-json", default=None, help="the run's configuration as JSON text")
+    sp.add_argument("--results", default="results", help="the results folder of the run")
+    sp.add_argument("--out", default=None, help="also write <out>.md and <out>.json")
+    sp.add_argument("--no-fail", action="store_true", help="exit 0 even when a margin is missing")
 
     sp = add("report-compute", cmd_report_compute, "compute-cost table from benchmark records")
     sp.add_argument("--results", default="results", help="the results folder (with benchmarks/)")

@@ -16,7 +16,9 @@ from maestro.train.config import PhaseConfig, phase_config
 
 #: Columns that identify an ablation cell (its path) and their allowed values. ``inter`` is
 #: the number of shared inter-group blocks, ``length`` the pretraining length multiplier
-#: (2 = the paper's MAESTRO†).
+#: (2 = the paper's MAESTRO†), ``dates`` the dates fed per temporal modality (``all`` = the
+#: dataset's ``num_dates``; a number caps every temporal modality at it, e.g. 1 = the
+#: single-date ablation of multitemporal fusion).
 CELL_VALUES: dict[str, tuple[str, ...]] = {
     "fusion": ("shared", "monotemp", "mod", "group"),
     "spectral": ("joint", "token"),
@@ -25,14 +27,19 @@ CELL_VALUES: dict[str, tuple[str, ...]] = {
     "size": ("tiny", "small", "base", "large"),
     "length": ("1", "2"),
 }
-CELL_COLUMNS = ("fusion", "inter", "spectral", "norm", "groups", "size", "length")
-#: Scheduling columns of the sheet (not part of a cell's identity or path).
-SCHEDULE_COLUMNS = ("scratch", "datasets")
+CELL_COLUMNS = ("fusion", "inter", "spectral", "norm", "groups", "size", "length", "dates")
+#: Identity columns a sheet may leave out, and their value then.
+CELL_DEFAULTS = {"dates": "all"}
+#: Scheduling columns of the sheet (not part of a cell's identity or path): ``seeds`` is
+#: ``all`` (the config's ``seeds``) or ``+``-joined seeds (e.g. ``0`` for a one-seed cell).
+SCHEDULE_COLUMNS = ("scratch", "datasets", "seeds")
+SCHEDULE_DEFAULTS = {"seeds": "all"}
 _TARGET_NORM = {"none": "none", "patch": "patch", "patchgroup": "patch_group"}
 
 
 def check_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate one ablation row; returns it with ``inter`` as int."""
+    """Validate one ablation row; returns it with ``inter`` as int (defaults filled in)."""
+    cell = {**CELL_DEFAULTS, **cell}
     missing = [c for c in CELL_COLUMNS if c not in cell]
     if missing:
         raise ValueError(f"ablation cell {dict(cell)} lacks columns {missing}")
@@ -43,6 +50,8 @@ def check_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     if not out["inter"].isdigit():
         raise ValueError(f"ablation cell: inter={out['inter']!r} is not a whole number")
     out["inter"] = int(out["inter"])
+    if out["dates"] != "all" and not (out["dates"].isdigit() and int(out["dates"]) > 0):
+        raise ValueError(f"ablation cell: dates={out['dates']!r} is neither 'all' nor a count > 0")
     return out
 
 
@@ -75,8 +84,22 @@ def model_config(job: Mapping[str, Any]) -> MAEConfig:
 
 
 def job_catalog(job: Mapping[str, Any]) -> Catalog:
-    """Stores and datasets with the job's overrides."""
-    return catalog(job.get("overrides") or {})
+    """Stores and datasets with the job's overrides, and its cell's ``dates`` cap applied to
+    every temporal modality."""
+    overrides = dict(job.get("overrides") or {})
+    cat = catalog(overrides)
+    dates = str((job.get("cell") or {}).get("dates", "all"))
+    if dates == "all":
+        return cat
+    for name, store in cat.stores.items():
+        mods = dict((overrides.get(name) or {}).get("modalities") or {})
+        for m in store.modalities:
+            if m.temporal:
+                mods[m.name] = dict(mods.get(m.name) or {}) | {
+                    "num_dates": min(int(dates), m.num_dates)
+                }
+        overrides[name] = dict(overrides.get(name) or {}) | {"modalities": mods}
+    return catalog(overrides)
 
 
 def job_phase(name: str, job: Mapping[str, Any]) -> PhaseConfig:

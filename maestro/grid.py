@@ -11,7 +11,8 @@ cross-dataset transfer uses it.
 Paths (``results/``):
 
 - ``pretrain/<dataset>/<cell>/seed~<s>/``            pretraining on a dataset
-- ``{probe,finetune,scratch}/<dataset>/<cell>/seed~<s>/``  intra-dataset downstream
+- ``{probe,finetune,scratch,probe_random}/<dataset>/<cell>/seed~<s>/``  intra-dataset downstream
+- ``reference/<dataset>/{trivial,linear}/``           reference rows (no training of a model)
 - ``transfer/{probe,finetune}/<target>/from~<source>/<cell>/seed~<s>/``  cross-dataset
 
 This module never imports Snakemake; the workflow asks it for targets.
@@ -25,9 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maestro.experiment import CELL_COLUMNS, SCHEDULE_COLUMNS, check_cell
+from maestro.experiment import (
+    CELL_COLUMNS,
+    CELL_DEFAULTS,
+    SCHEDULE_COLUMNS,
+    SCHEDULE_DEFAULTS,
+    check_cell,
+)
 
-DOWNSTREAM = ("probe", "finetune", "scratch")
+DOWNSTREAM = ("probe", "finetune", "scratch", "probe_random")
+#: Reference rows computed per dataset (maestro.train.reference).
+REFERENCES = ("trivial", "linear")
 
 
 def cell_id(cell: Mapping[str, Any]) -> str:
@@ -38,6 +47,9 @@ def cell_id(cell: Mapping[str, Any]) -> str:
 def parse_cell_id(cid: str) -> dict[str, str]:
     """Inverse of :func:`cell_id`."""
     values = dict(part.split("~", 1) for part in cid.split("_") if "~" in part)
+    values = {c: values[c] for c in CELL_COLUMNS if c in values} | {
+        k: v for k, v in values.items() if k not in CELL_COLUMNS
+    }
     if list(values) != list(CELL_COLUMNS):
         raise ValueError(f"not a cell id: {cid!r} (expected columns {list(CELL_COLUMNS)})")
     return values
@@ -49,7 +61,8 @@ class Cell:
 
     values: dict[str, str]  # identity columns, as strings
     datasets: tuple[str, ...]  # where it runs
-    scratch: bool  # also train the architecture from random initialization
+    scratch: bool  # also train the architecture from random initialization (and probe it)
+    seeds: tuple[int, ...] | None = None  # None: the config's seeds
 
     @property
     def id(self) -> str:
@@ -62,12 +75,26 @@ def read_sheet(path: str | Path, all_datasets: Iterable[str]) -> list[Cell]:
     all_datasets = tuple(all_datasets)
     with open(path, newline="") as f:
         numbered = [(n, ln) for n, ln in enumerate(f, 1) if ln.strip() and not ln.startswith("#")]
-    rows = list(csv.DictReader((ln for _, ln in numbered), delimiter="\t"))
+    reader = csv.DictReader((ln for _, ln in numbered), delimiter="\t")
+    rows = list(reader)
     if not rows:
         raise ValueError(f"{path}: the ablation sheet has no row")
+    known = {*CELL_COLUMNS, *SCHEDULE_COLUMNS}
+    unknown = [c for c in reader.fieldnames or [] if c not in known]
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown columns {unknown}; known: {[*CELL_COLUMNS, *SCHEDULE_COLUMNS]}"
+        )
+    defaults = {**CELL_DEFAULTS, **SCHEDULE_DEFAULTS}
     cells, seen = [], set()
     for (n, _), row in zip(numbered[1:], rows, strict=True):  # line numbers in the file
         where = f"{path}, line {n}"
+        if None in row:
+            raise ValueError(f"{where}: more fields than the header's {len(reader.fieldnames)}")
+        row = dict(row)
+        for c, v in defaults.items():
+            if c not in row:
+                row[c] = v
         missing = [c for c in (*CELL_COLUMNS, *SCHEDULE_COLUMNS) if not row.get(c)]
         if missing:
             raise ValueError(f"{where}: missing columns {missing}")
@@ -86,7 +113,16 @@ def read_sheet(path: str | Path, all_datasets: Iterable[str]) -> list[Cell]:
             raise ValueError(
                 f"{where}: datasets {unknown} are not in the run's datasets {list(all_datasets)}"
             )
-        cell = Cell(values, tuple(names), scratch == "yes")
+        seeds_text = row["seeds"].strip()
+        if seeds_text == "all":
+            seeds = None
+        elif all(p.isdigit() for p in seeds_text.split("+")):
+            seeds = tuple(int(p) for p in seeds_text.split("+"))
+        else:
+            raise ValueError(
+                f"{where}: seeds must be 'all' or +-joined seeds, found {seeds_text!r}"
+            )
+        cell = Cell(values, tuple(names), scratch == "yes", seeds)
         if cell.id in seen:
             raise ValueError(f"{where}: duplicate cell {cell.id}")
         seen.add(cell.id)
@@ -101,16 +137,18 @@ class Transfer:
     source: str
     target: str
     overrides: dict[str, Any] = field(default_factory=dict)  # target-side model settings
+    seeds: tuple[int, ...] | None = None  # None: the config's seeds
 
 
 def read_transfers(section: list[Mapping[str, Any]] | None) -> list[Transfer]:
     """The ``transfer`` config section: ``[{source, targets: {target: overrides}}]``."""
     out = []
     for entry in section or []:
+        seeds = tuple(int(s) for s in entry["seeds"]) if entry.get("seeds") else None
         for target, overrides in (entry.get("targets") or {}).items():
             if target == entry["source"]:
                 raise ValueError(f"transfer: {target} is its own source (that is intra-dataset)")
-            out.append(Transfer(entry["source"], target, dict(overrides or {})))
+            out.append(Transfer(entry["source"], target, dict(overrides or {}), seeds))
     return out
 
 
@@ -153,29 +191,40 @@ class Plan:
         """Datasets pretrained on: the benchmark ones and the transfer sources."""
         return list(dict.fromkeys([*self.datasets, *(t.source for t in self.transfers)]))
 
+    def seeds_of(self, cell: Cell) -> tuple[int, ...]:
+        """The seeds a cell runs with."""
+        return cell.seeds if cell.seeds is not None else tuple(self.seeds)
+
+    def transfer_seeds(self, t: Transfer) -> tuple[int, ...]:
+        """The seeds a transfer pair runs with."""
+        return t.seeds if t.seeds is not None else tuple(self.seeds)
+
     def pretrain(self, filename: str = "model.pt") -> list[str]:
         """Pretraining outputs: each cell on its datasets, the reference on transfer sources."""
-        runs = {(d, c.id) for c in self.cells for d in c.datasets}
-        runs |= {(t.source, self.reference.id) for t in self.transfers}
-        return [
-            f"results/pretrain/{d}/{cid}/seed~{s}/{filename}"
-            for d, cid in sorted(runs)
-            for s in self.seeds
-        ]
+        runs = {(d, c.id, s) for c in self.cells for d in c.datasets for s in self.seeds_of(c)}
+        runs |= {
+            (t.source, self.reference.id, s) for t in self.transfers for s in self.transfer_seeds(t)
+        }
+        return [f"results/pretrain/{d}/{cid}/seed~{s}/{filename}" for d, cid, s in sorted(runs)]
 
     def downstream(self, filename: str = "metrics.json") -> list[str]:
-        """Intra-dataset probe (when it runs), fine-tune and scratch outputs."""
+        """Intra-dataset probe (when it runs), fine-tune, scratch and random-init probe outputs
+        (the last two for cells with ``scratch``)."""
         out = []
         for c in self.cells:
             for d in c.datasets:
                 stages = ["finetune"] + (["probe"] if self.probe.get(d, True) else [])
-                stages += ["scratch"] if c.scratch else []
+                stages += ["scratch", "probe_random"] if c.scratch else []
                 out += [
                     f"results/{st}/{d}/{c.id}/seed~{s}/{filename}"
                     for st in stages
-                    for s in self.seeds
+                    for s in self.seeds_of(c)
                 ]
         return out
+
+    def references(self, filename: str = "metrics.json") -> list[str]:
+        """Reference rows of every benchmark dataset: trivial predictor, linear raw model."""
+        return [f"results/reference/{d}/{k}/{filename}" for d in self.datasets for k in REFERENCES]
 
     def transfer(self, filename: str = "metrics.json") -> list[str]:
         """Cross-dataset probe (when it runs) and fine-tune outputs."""
@@ -185,7 +234,7 @@ class Plan:
             out += [
                 f"results/transfer/{st}/{t.target}/from~{t.source}/{self.reference.id}/seed~{s}/{filename}"
                 for st in stages
-                for s in self.seeds
+                for s in self.transfer_seeds(t)
             ]
         return out
 

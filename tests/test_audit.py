@@ -18,7 +18,9 @@ from maestro.cli import main
 from maestro.data.manifest import write_manifest
 from maestro.report.build import write_all
 
-CELL = "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1"
+CELL = (
+    "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1_dates~all"
+)
 REF = dict(p.split("~") for p in CELL.split("_"))
 SHEET = (
     "fusion\tinter\tspectral\tnorm\tgroups\tsize\tlength\tscratch\tdatasets\n"

@@ -48,9 +48,9 @@ def test_cells_lists_the_sheet_of_a_config(tmp_path, capsys):
     assert lines == [
         "cell\tdatasets\tscratch",
         "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~base_length~2"
-        "\tpastis_hd\tno",
+        "_dates~all\tpastis_hd\tno",
         "fusion~mod_inter~0_spectral~token_norm~none_groups~spec_size~small_length~1"
-        "\tpastis_hd,flair2\tyes",
+        "_dates~all\tpastis_hd,flair2\tyes",
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from maestro.grid import cell_id, make_plan, merge_overrides, parse_cell_id, read_sheet
@@ -24,9 +26,9 @@ def test_cells_ids_and_scheduling(tmp_path):
         "mod\t0\ttoken\tnone\tspec\tbase\t2\tno\tpastis_hd",
     )
     ref, other = read_sheet(path, DATASETS)
-    assert (
-        ref.id
-        == "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1"
+    assert ref.id == (
+        "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1"
+        "_dates~all"
     )
     assert parse_cell_id(ref.id) == ref.values and cell_id(ref.values) == ref.id
     assert ref.datasets == tuple(DATASETS) and ref.scratch
@@ -79,6 +81,10 @@ def test_plan_targets(tmp_path):
     assert f"results/probe/treesatai_ts/{ref}/seed~0/metrics.json" in down
     assert not any(p.startswith("results/probe/pastis_hd") for p in down)  # probe disabled there
     assert sum(p.startswith("results/scratch/") for p in down) == 2 * 2  # reference only
+    assert sum(p.startswith("results/probe_random/") for p in down) == 2 * 2  # as scratch
+    assert plan.references() == [
+        f"results/reference/{d}/{k}/metrics.json" for d in DATASETS for k in ("trivial", "linear")
+    ]
     assert plan.transfer() == [
         f"results/transfer/{st}/treesatai_ts/from~s2_naip/{ref}/seed~{s}/metrics.json"
         for st in ("finetune", "probe")
@@ -101,3 +107,48 @@ def test_merge_overrides_keeps_both_sides():
             "aerial": {"image_size": 240},
         },
     }
+
+
+def test_dates_and_seeds_columns(tmp_path):
+    path = tmp_path / "v.tsv"
+    path.write_text(
+        HEADER.rstrip("\n") + "\tdates\tseeds\n"
+        "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tyes\tall\tall\tall\n"
+        "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tno\ttreesatai_ts\t1\t0\n"
+    )
+    ref, single = read_sheet(path, DATASETS)
+    assert ref.values["dates"] == "all" and single.values["dates"] == "1"
+    assert ref.seeds is None and single.seeds == (0,)
+    assert single.id.endswith("_length~1_dates~1")
+    plan = make_plan({"datasets": DATASETS, "seeds": [0, 1, 2], "variants": str(path),
+                      "transfer": [{"source": "s2_naip", "seeds": [0],
+                                    "targets": {"treesatai_ts": {}}}]})  # fmt: skip
+    pre = plan.pretrain()
+    assert sum(single.id in p for p in pre) == 1  # one seed
+    assert sum(ref.id in p and "/treesatai_ts/" in p for p in pre) == 3  # every seed
+    assert [p for p in pre if "/s2_naip/" in p] == [
+        f"results/pretrain/s2_naip/{ref.id}/seed~0/model.pt"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra_header", "row", "message"),
+    [
+        ("\tdates", "\t0", "dates='0' is neither 'all' nor a count > 0"),
+        ("\tseeds", "\tfirst", "seeds must be 'all' or +-joined seeds"),
+        ("\tcolour", "\tred", "unknown columns ['colour']"),
+        ("", "\textra", "more fields than the header's 9"),
+    ],
+)
+def test_bad_dates_seeds_and_fields(tmp_path, extra_header, row, message):
+    path = tmp_path / "v.tsv"
+    path.write_text(
+        HEADER.rstrip("\n")
+        + extra_header
+        + "\n"
+        + "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tno\tall"
+        + row
+        + "\n"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_sheet(path, DATASETS)

@@ -19,52 +19,82 @@ from maestro.report.tables import (
     write_table,
 )
 
-RECIPE = ("spectral", "norm", "groups")  # what makes "the MAESTRO recipe" in Table 1
+RECIPE = ("spectral", "norm", "groups", "dates")  # what makes "the MAESTRO recipe" in Table 1
 TABLE1_FUSION = "group"  # Table 1 holds the group and inter-group models; others are ablations
+#: Modes of the reference rows of maestro.train.reference (no model, no cell).
+REFERENCES = ("trivial", "linear")
+#: Row names of the reference rows (no pretraining), in the order tables list them.
+REFERENCE_NAMES = {
+    "probe_random": "Random-init encoder (probe)",
+    "scratch": "ViT (supervised)",
+    "linear": "Linear model on raw inputs",
+    "trivial": "Trivial predictor",
+}
+_ORDER = {
+    "MAESTRO": 0,
+    "MAESTRO†": 1,
+    "MAESTRO (probe)": 2,
+    "MAESTRO† (probe)": 3,
+    **{name: 4 + i for i, name in enumerate(REFERENCE_NAMES.values())},
+}
 
 
 def _cell(row: Mapping[str, object]) -> dict[str, str]:
-    return {k[5:]: str(v) for k, v in row.items() if k.startswith("cell_")}
+    return {k[5:]: str(v) for k, v in row.items() if k.startswith("cell_") and isinstance(v, str)}
 
 
 def _model_name(mode: str, length: str) -> str:
     dagger = "†" if str(length) == "2" else ""
-    return {"finetune": f"MAESTRO{dagger}", "probe": f"MAESTRO{dagger} (probe)"}.get(
-        mode, "ViT (supervised)"
-    )
+    names = {"finetune": f"MAESTRO{dagger}", "probe": f"MAESTRO{dagger} (probe)"}
+    return names.get(mode) or REFERENCE_NAMES[mode]
+
+
+def _where(df: pd.DataFrame, test) -> pd.DataFrame:
+    """Rows of ``df`` for which ``test(row)`` holds (an empty frame stays empty)."""
+    if df.empty:
+        return df.copy()
+    return df[df.apply(test, axis=1).astype(bool)].copy()
+
+
+def _intra(df: pd.DataFrame) -> pd.DataFrame:
+    """Intra-dataset model runs (no transfer, no reference row)."""
+    return df[df["source"].isna() & ~df["mode"].isin(REFERENCES)].copy()
+
+
+def reference_rows(df: pd.DataFrame, label_cols: list[str], label: str) -> pd.DataFrame:
+    """The trivial and linear rows, labelled for a table whose first label column is ``label``."""
+    rows = df[df["mode"].isin(REFERENCES)].copy()
+    rank = {m: i for i, m in enumerate(REFERENCE_NAMES)}
+    rows = rows.sort_values("mode", key=lambda s: s.map(rank), kind="stable")
+    for col in label_cols:
+        rows[col] = "–"
+    rows[label] = [REFERENCE_NAMES[m] for m in rows["mode"]]  # the strategy is in the CSV
+    return rows
 
 
 def table1(df: pd.DataFrame, reference: Mapping[str, str]) -> tuple:
-    """Intra-dataset runs of the reference recipe, per model, size and fusion mode."""
-    intra = df[df["source"].isna()].copy()
-    keep = intra.apply(
+    """Intra-dataset runs of the reference recipe, per model, size and fusion mode; then the
+    floors: random-init probe, supervised ViT, linear model on raw inputs, trivial predictor."""
+    rows = _where(
+        _intra(df),
         lambda r: (
             all(_cell(r).get(c) == reference[c] for c in RECIPE)
             and _cell(r).get("fusion") == TABLE1_FUSION
         ),
-        axis=1,
     )
-    rows = intra[keep].copy()
     rows["Model"] = [
         _model_name(m, c) for m, c in zip(rows["mode"], rows["cell_length"], strict=True)
     ]
     rows["Size"] = rows["size"]
     rows["Fusion mode"] = [fusion_name(_cell(r)) for _, r in rows.iterrows()]
-    # the supervised baseline does not depend on pretraining settings: one row per architecture
-    rows = rows[(rows["mode"] != "scratch") | (rows["cell_length"] == "1")]
-    order = {
-        "MAESTRO": 0,
-        "MAESTRO†": 1,
-        "MAESTRO (probe)": 2,
-        "MAESTRO† (probe)": 3,
-        "ViT (supervised)": 4,
-    }
+    # baselines without pretraining do not depend on its length: one row per architecture
+    rows = rows[~rows["mode"].isin(["scratch", "probe_random"]) | (rows["cell_length"] == "1")]
+    keys = ["Model", "Size", "Fusion mode"]
+    rows = pd.concat([rows, reference_rows(df, keys, "Model")], ignore_index=True)
     rows = rows.sort_values(
-        by=["Model", "Size", "Fusion mode"], key=lambda s: s.map(order) if s.name == "Model" else s
+        by=keys, key=lambda s: s.map(_ORDER) if s.name == "Model" else s, kind="stable"
     )
-    return pivot(
-        summarize(rows, ["Model", "Size", "Fusion mode"]), ["Model", "Size", "Fusion mode"]
-    )
+    return pivot(summarize(rows, keys), keys)
 
 
 def table2(df: pd.DataFrame, titles: Mapping[str, str]) -> tuple:
@@ -78,19 +108,36 @@ def table2(df: pd.DataFrame, titles: Mapping[str, str]) -> tuple:
 
 
 def ablation(df: pd.DataFrame, reference: Mapping[str, str], axis: str) -> tuple:
-    """The reference cell and the cells differing from it only on ``axis`` (fine-tuned)."""
+    """The reference cell and the cells differing from it only on ``axis`` (fine-tuned), then
+    the floors of the reference architecture and dataset (random-init probe, supervised ViT,
+    linear model on raw inputs, trivial predictor)."""
     _, columns = AXES[axis]
-    rows = df[df["source"].isna() & (df["mode"] == "finetune")].copy()
+    intra = _intra(df)
     others = [c for c in reference if c not in columns]
-    keep = rows.apply(lambda r: all(_cell(r).get(c) == reference[c] for c in others), axis=1)
-    rows = rows[keep].copy()
-    label = {"norm": norm_name, "spectral": lambda c: c["spectral"], "fusion": fusion_name}[axis]
+    rows = _where(
+        intra[intra["mode"] == "finetune"],
+        lambda r: all(_cell(r).get(c) == reference[c] for c in others),
+    )
+    label = {
+        "norm": norm_name,
+        "spectral": lambda c: c["spectral"],
+        "fusion": fusion_name,
+        "dates": lambda c: "every date" if c["dates"] == "all" else f"{c['dates']} date(s)",
+    }[axis]
     rows["Variant"] = [
         label(_cell(r))
         + (" (reference)" if all(_cell(r)[c] == reference[c] for c in columns) else "")
         for _, r in rows.iterrows()
     ]
-    return pivot(summarize(rows, ["Variant"]), ["Variant"])
+    floors = _where(
+        intra[intra["mode"].isin(["scratch", "probe_random"])],
+        lambda r: all(_cell(r).get(c) == reference[c] for c in reference),
+    )
+    floors["Variant"] = [REFERENCE_NAMES[m] for m in floors["mode"]]
+    datasets = set(rows["dataset"])
+    refs = reference_rows(df, ["Variant"], "Variant")
+    parts = [rows, floors[floors["dataset"].isin(datasets)], refs[refs["dataset"].isin(datasets)]]
+    return pivot(summarize(pd.concat(parts, ignore_index=True), ["Variant"]), ["Variant"])
 
 
 def write_all(
@@ -98,6 +145,7 @@ def write_all(
 ) -> dict[str, pd.DataFrame]:
     """Write table1, table2 and ablation_<axis> (.md, .csv, .tex) into ``out_dir``."""
     df = load_metrics(metrics)
+    reference = {"dates": "all"} | dict(reference)  # ids of older runs have no dates column
     out_dir = Path(out_dir)
     titles = dict(zip(df["dataset"], df["title"], strict=False)) | {"s2_naip": "S2-NAIP urban"}
     cell_note = (
@@ -113,8 +161,11 @@ def write_all(
     write_table(
         out_dir / "table1", "Table 1: intra-dataset evaluation",
         "MAESTRO: pretrained, probed, then fine-tuned; † = twice the pretraining epochs; probe = "
-        "frozen encoder; ViT (supervised) = the same architecture trained from scratch. "
-        + cell_note,
+        "frozen encoder. Floors (no pretraining): a probe of the same encoder at random "
+        "initialization; ViT (supervised) = the same architecture trained from scratch; a "
+        "linear model on raw input features (per tile, or per pixel for segmentation); the "
+        "trivial predictor (the constant strategy best on val). A number at a floor is a "
+        "defect to find, not a result. " + cell_note,
         t1, 3, reference_table(paper.TABLE1, datasets, ["Model", "Size", "Fusion mode"], titles),
     )  # fmt: skip
     tables["table1"] = t1[2]

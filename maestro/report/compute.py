@@ -21,6 +21,7 @@ RULE_OUTPUTS = {
     "probe": "probe",
     "finetune": "finetune",
     "scratch": "scratch",
+    "probe_random": "probe_random",
     "transfer_probe": "transfer/probe",
     "transfer_finetune": "transfer/finetune",
 }

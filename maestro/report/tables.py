@@ -34,6 +34,7 @@ AXES = {
     "norm": ("Target normalization", ("norm", "groups")),
     "spectral": ("Spectral fusion", ("spectral",)),
     "fusion": ("Fusion mode", ("fusion", "inter")),
+    "dates": ("Input dates", ("dates",)),
 }
 
 
@@ -50,11 +51,18 @@ def norm_name(cell: Mapping[str, Any]) -> str:
     return name
 
 
+#: Overrides a size label spells out (the others are counted; the CSV keeps the config).
+SIZE_KEYS = {"embed_dim": "width", "depth": "depth"}
+
+
 def size_label(size: str, overrides: Mapping[str, Any]) -> str:
-    """``Tiny``, or ``Tiny (depth 6)`` when the preset was overridden."""
+    """``Tiny``, or ``Tiny (width 64, depth 4, +8 settings)`` when the preset was overridden."""
     name = SIZE_NAMES.get(size, size)
     if overrides:
-        name += " (" + ", ".join(f"{k} {v}" for k, v in sorted(overrides.items())) + ")"
+        parts = [f"{SIZE_KEYS[k]} {overrides[k]}" for k in SIZE_KEYS if k in overrides]
+        rest = len([k for k in overrides if k not in SIZE_KEYS])
+        parts += [f"+{rest} setting{'s' if rest > 1 else ''}"] if rest else []
+        name += " (" + ", ".join(parts) + ")"
     return name
 
 
@@ -66,12 +74,14 @@ def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
         missing = [k for k in ("dataset", "mode", "metric", "test", "cell", "seed") if k not in m]
         if missing:
             raise ValueError(f"{path}: not a downstream metrics file (missing {missing})")
-        cell = {k: str(v) for k, v in m["cell"].items()}
+        # reference rows have no cell; cells of older runs have no dates column (all dates)
+        cell = {"dates": "all"} | {k: str(v) for k, v in m["cell"].items()} if m["cell"] else {}
         boot = (m["test"].get("bootstrap") or {}).get("replicates") or []
         rows.append(
             {
                 **{f"cell_{k}": v for k, v in cell.items()},
                 "mode": m["mode"],
+                "strategy": m.get("strategy"),
                 "source": m.get("transfer_from"),
                 "size": size_label(
                     cell.get("size", m.get("model_size", "")), m.get("model_overrides") or {}

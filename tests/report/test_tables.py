@@ -60,9 +60,10 @@ def test_tables_rows_statistics_and_formats(tmp_path):
         and "| MAESTRO | S2-NAIP urban | 78.8 |\n" in t2
     )
     norm = pd.read_csv(tmp_path / "out" / "ablation_norm.csv")
-    assert set(norm["Variant"]) == {"patch-group-wise (spec groups) (reference)", "none"}
+    floors = {"ViT (supervised)"}  # the reference architecture without pretraining
+    assert set(norm["Variant"]) == {"patch-group-wise (spec groups) (reference)", "none"} | floors
     fusion = pd.read_csv(tmp_path / "out" / "ablation_fusion.csv")
-    assert set(fusion["Variant"]) == {"inter-group (reference)", "shared"}
+    assert set(fusion["Variant"]) == {"inter-group (reference)", "shared"} | floors
     tex = (tmp_path / "out" / "table1.tex").read_text()
     assert r"\begin{tabular}{lllcc}" in tex and r"$\pm$" in tex and "MAESTRO$^\\dagger$" in tex
     t1 = pd.read_csv(tmp_path / "out" / "table1.csv")
@@ -117,6 +118,35 @@ def test_compute_table_from_benchmarks(tmp_path):
 def test_minimal_run_writes_every_table(tmp_path):
     write_all([_metrics(tmp_path, "a", "pastis_hd", "finetune", 0.3)], REF, tmp_path / "out")
     assert "(no run)" in (tmp_path / "out" / "table2.md").read_text()
-    for axis in ("norm", "spectral", "fusion"):
+    for axis in ("norm", "spectral", "fusion", "dates"):
         table = pd.read_csv(tmp_path / "out" / f"ablation_{axis}.csv")
         assert len(table) == 1 and table["Variant"].iloc[0].endswith("(reference)")
+
+
+def test_reference_rows_join_table1_and_the_ablations(tmp_path):
+    ref_row = {"cell": None, "seed": 0}
+
+    def reference(name, mode, value):
+        path = _metrics(tmp_path, name, "treesatai_ts", mode, value)
+        body = json.loads(path.read_text()) | ref_row | {"strategy": "all"}
+        path.write_text(json.dumps(body))
+        return path
+
+    paths = [
+        _metrics(tmp_path, "a", "treesatai_ts", "finetune", 0.60),
+        _metrics(tmp_path, "r", "treesatai_ts", "probe_random", 0.45),
+        reference("t", "trivial", 0.40),
+        reference("l", "linear", 0.55),
+        _metrics(tmp_path, "d", "treesatai_ts", "finetune", 0.50, dates="1"),
+    ]
+    write_all(paths, REF | {"dates": "all"}, tmp_path / "out")
+    t1 = pd.read_csv(tmp_path / "out" / "table1.csv")
+    assert list(t1["Model"]) == [
+        "MAESTRO", "Random-init encoder (probe)", "Linear model on raw inputs", "Trivial predictor",
+    ]  # fmt: skip
+    assert (t1.loc[t1["Model"] == "Trivial predictor", ["Size", "Fusion mode"]] == "–").all().all()
+    dates = pd.read_csv(tmp_path / "out" / "ablation_dates.csv")
+    assert list(dates["Variant"]) == [
+        "every date (reference)", "1 date(s)", "Random-init encoder (probe)",
+        "Linear model on raw inputs", "Trivial predictor",
+    ]  # fmt: skip

@@ -11,13 +11,15 @@ def test_dry_run_of_the_full_demo_grid(tmp_path):
     res = snakemake(tmp_path, demo_config(), "-n", "all")
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout + res.stderr)
-    # 4 stores; the reference cell on 4 datasets, 6 ablation cells on TreeSatAI-TS, the
-    # reference pretrained on S2-NAIP, 3 transfer pairs; probe everywhere; one seed
+    # 4 stores; the reference cell on 4 datasets with 3 seeds, 7 ablation cells on
+    # TreeSatAI-TS with one, the reference pretrained on S2-NAIP, 3 transfer pairs (one seed);
+    # the supervised ViT and the random-init probe beside the reference; 2 reference rows each
     expected = {
-        "generate_demo": 4, "convert": 4, "band_groups": 4, "pretrain_mae": 4 + 6 + 1,
-        "probe": 4 + 6, "finetune_model": 4 + 6, "train_scratch": 4, "transfer_probe": 3,
-        "transfer_finetune": 3, "figure_reconstruction": 4, "figure_segmentation": 3,
-        "tables_all": 1, "table_compute": 1, "figure_ablations": 1, "figure_pretrain_loss": 1,
+        "generate_demo": 4, "convert": 4, "band_groups": 4, "pretrain_mae": 4 * 3 + 7 + 1,
+        "probe": 4 * 3 + 7, "finetune_model": 4 * 3 + 7, "train_scratch": 4 * 3,
+        "probe_random": 4 * 3, "reference": 4 * 2, "transfer_probe": 3, "transfer_finetune": 3,
+        "figure_reconstruction": 4, "figure_segmentation": 3, "tables_all": 1,
+        "table_compute": 1, "signal_check": 1, "figure_ablations": 1, "figure_pretrain_loss": 1,
     }  # fmt: skip
     assert {k: counts[k] for k in expected} == expected
 
@@ -38,7 +40,9 @@ def test_grid_grows_with_variants_and_seeds(tmp_path):
     assert job_counts(out)["pretrain_mae"] == 3 * 2
     # a cell that normalizes with the analysed groups depends on the analysis
     assert "results/analysis/pastis_hd/band_groups.json" in out
-    cell = "fusion~mod_inter~0_spectral~token_norm~none_groups~analysis_size~small_length~1"
+    cell = (
+        "fusion~mod_inter~0_spectral~token_norm~none_groups~analysis_size~small_length~1_dates~all"
+    )
     assert f"results/pretrain/pastis_hd/{cell}/seed~1/model.pt" in out
     # MAESTRO† pretrains twice as long
     doubled = next(

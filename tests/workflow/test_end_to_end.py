@@ -25,6 +25,7 @@ def tiny_config(tmp_path) -> dict:
     )
     cfg["variants"] = str(sheet)
     cfg["datasets"] = ["treesatai_ts"]
+    cfg["seeds"] = [0]
     cfg["transfer"] = []
     demo = cfg["sources"]["treesatai_ts"]["demo"]
     cfg["sources"] = {
@@ -46,10 +47,16 @@ def test_pipeline_end_to_end(tmp_path):
     md = (wd / "results/tables/table1.md").read_text()
     assert "TreeSatAI-TS (wF1)" in md
     table = pd.read_csv(wd / "results/tables/table1.csv")
-    assert set(table["Model"]) == {"MAESTRO", "MAESTRO (probe)", "ViT (supervised)"}
+    assert set(table["Model"]) == {
+        "MAESTRO", "MAESTRO (probe)", "ViT (supervised)", "Random-init encoder (probe)",
+        "Linear model on raw inputs", "Trivial predictor",
+    }  # fmt: skip
     assert table["mean"].between(0, 100).all() and (table["n_seeds"] == 1).all()
     assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
-    cell = "fusion~group_inter~1_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1"
+    cell = (
+        "fusion~group_inter~1_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1"
+        "_dates~all"
+    )
     metrics = json.loads(
         (wd / f"results/finetune/treesatai_ts/{cell}/seed~0/metrics.json").read_text()
     )

@@ -52,6 +52,8 @@ for _d in PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]:
 
 #: How the package is invoked: the interpreter running Snakemake (the project's venv).
 MAESTRO = f"{sys.executable} -m maestro.cli"
+#: Threads of a training job (``runtime.threads``; the demo runs one-thread jobs side by side).
+TRAIN_THREADS = int(config.get("runtime", {}).get("threads", 4))
 
 
 def _one_of(names):
@@ -171,18 +173,34 @@ def pretrain_targets():
 
 
 def downstream_metrics():
-    """Metrics files of every downstream job (intra-dataset and cross-dataset)."""
-    return PLAN.downstream() + PLAN.transfer()
+    """Metrics files of every downstream job (intra-dataset and cross-dataset) and of the
+    reference rows (trivial predictor, linear model on raw inputs)."""
+    return PLAN.downstream() + PLAN.transfer() + PLAN.references()
 
 
-TABLES = ["table1", "table2", "ablation_norm", "ablation_spectral", "ablation_fusion", "compute"]
+TABLES = [
+    "table1",
+    "table2",
+    "ablation_norm",
+    "ablation_spectral",
+    "ablation_fusion",
+    "ablation_dates",
+    "compute",
+]
 #: Rules whose outputs need no cluster job.
-REPORT_RULES = ["tables_all", "table_compute", "figure_pretrain_loss", "figure_ablations"]
+REPORT_RULES = [
+    "tables_all",
+    "table_compute",
+    "signal_check",
+    "figure_pretrain_loss",
+    "figure_ablations",
+]
 
 
 def table_targets():
     return [
         *expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "csv", "tex"]),
+        "results/tables/signal.md",
         "results/figures/pretrain_loss.png",
         "results/figures/ablations.png",
         *expand("results/figures/reconstruction_{dataset}.png", dataset=DATASETS),

@@ -1,5 +1,6 @@
 # Downstream training per (dataset, cell, seed): probe the frozen encoder, fine-tune the probed
-# model, and train the same architecture from scratch (the supervised ViT baseline).
+# model, and train the same architecture from scratch (the supervised ViT baseline) and probe
+# it at random initialization (the floor a pretrained probe must beat).
 
 DOWNSTREAM_OUT = ["model.pt", "history.csv", "metrics.json", "provenance.json"]
 
@@ -26,7 +27,7 @@ rule probe:
         "results/logs/probe/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/probe/{dataset}/{cell}/seed~{seed}.tsv"
-    threads: 4
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
@@ -55,7 +56,7 @@ rule finetune_model:
         "results/logs/finetune/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/finetune/{dataset}/{cell}/seed~{seed}.tsv"
-    threads: 4
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
@@ -83,12 +84,39 @@ rule train_scratch:
         "results/logs/scratch/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/scratch/{dataset}/{cell}/seed~{seed}.tsv"
-    threads: 4
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
     shell:
         "{params.launch} downstream --mode scratch --dataset {wildcards.dataset}"
+        " --store-path {input.store} --out-dir {params.out_dir} --seed {wildcards.seed}"
+        " --threads {threads} --gpus {params.gpus} --job {params.job:q} > {log} 2>&1"
+
+
+rule probe_random:
+    input:
+        store=store_path,
+    output:
+        **_downstream_outputs("probe_random"),
+    params:
+        job=lambda wc: job(
+            store_of(wc), "model", "runtime", phase="probe", cell=cell_of(wc), dataset=wc.dataset
+        ),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
+    log:
+        "results/logs/probe_random/{dataset}/{cell}/seed~{seed}.log",
+    benchmark:
+        "results/benchmarks/probe_random/{dataset}/{cell}/seed~{seed}.tsv"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 240 * attempt,
+    shell:
+        "{params.launch} downstream --mode probe --random-init --dataset {wildcards.dataset}"
         " --store-path {input.store} --out-dir {params.out_dir} --seed {wildcards.seed}"
         " --threads {threads} --gpus {params.gpus} --job {params.job:q} > {log} 2>&1"

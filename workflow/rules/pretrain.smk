@@ -23,7 +23,7 @@ rule pretrain_mae:
         "results/logs/pretrain/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/pretrain/{dataset}/{cell}/seed~{seed}.tsv"
-    threads: 4
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,

@@ -40,6 +40,28 @@ rule tables_all:
         " --out-dir results/tables > {log} 2>&1"
 
 
+rule signal_check:
+    input:
+        metrics=downstream_metrics(),
+    output:
+        md=_report("results/tables/signal.md", "signal", "Tables", "signal"),
+        json="results/tables/signal.json",
+    params:
+        config=lambda wc: json.dumps(
+            {k: config[k] for k in ("datasets", "seeds", "variants", "transfer", "probe") if k in config}
+        ),
+    log:
+        "results/logs/report/signal.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        # the report of the margins; `maestro check-signal` without --no-fail is the strict check
+        "{MAESTRO} check-signal --config-json {params.config:q} --results results"
+        " --out results/tables/signal --no-fail > {log} 2>&1"
+
+
 rule table_compute:
     input:
         # every job has finished when the tables and figures exist; their benchmarks are read
@@ -79,7 +101,7 @@ rule figure_pretrain_loss:
 
 rule figure_ablations:
     input:
-        expand("results/tables/ablation_{axis}.csv", axis=["norm", "spectral", "fusion"]),
+        expand("results/tables/ablation_{axis}.csv", axis=["norm", "spectral", "fusion", "dates"]),
     output:
         _report("results/figures/ablations.png", "ablations", "Figures", "ablations"),
     log:

@@ -33,7 +33,7 @@ rule transfer_probe:
         "results/logs/transfer_probe/{dataset}/from~{source}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/transfer_probe/{dataset}/from~{source}/{cell}/seed~{seed}.tsv"
-    threads: 4
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
@@ -60,7 +60,7 @@ rule transfer_finetune:
         "results/logs/transfer_finetune/{dataset}/from~{source}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/transfer_finetune/{dataset}/from~{source}/{cell}/seed~{seed}.tsv"
-    threads: 4
+    threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,

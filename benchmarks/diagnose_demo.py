@@ -1,0 +1,210 @@
+"""Diagnostics of the demo suite: is the world learnable, does the MAE learn, do features help?
+
+Measurements behind docs/demo.md, each on a converted store (and a pretrained model):
+
+    python benchmarks/diagnose_demo.py inputs   --dataset treesatai_ts
+    python benchmarks/diagnose_demo.py raw      --dataset treesatai_ts
+    python benchmarks/diagnose_demo.py mae      --dataset treesatai_ts --model MODEL
+    python benchmarks/diagnose_demo.py features --dataset treesatai_ts --model MODEL [--pool date]
+
+(``MODEL``: a pretrained ``model.pt``, e.g. under results/pretrain/treesatai_ts/<cell>/seed~0/.)
+
+- ``inputs``: per-band mean / std of the model inputs (after scaling) over the train split.
+- ``raw``: linear model on raw features (maestro.train.reference) with every date, one date,
+  and per modality; and the trivial predictors.
+- ``mae``: reconstruction loss of the model on the train split against predicting 0 in the
+  normalized-target space (= each patch-group's own mean), masked vs visible tokens.
+- ``features``: frozen-encoder features (mean-pooled, or per location for segmentation) of
+  the model and of a random-init encoder of the same architecture, scored by the same linear
+  model on test; also the mean pairwise cosine similarity of the pooled features.
+
+``--config`` (default config/config.yaml) gives the store overrides; ``--store`` defaults to
+results/data/<store>.zarr. Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from maestro.data.torch_dataset import MaestroDataset
+from maestro.datasets import catalog
+from maestro.model import MAESTRO
+from maestro.train import reference
+from maestro.train.build import build_mae, load_mae
+from maestro.train.features import SplitFeatures, split_features
+from maestro.train.runtime import seed_everything
+
+
+def _dataset(args: argparse.Namespace):
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    ds = catalog(cfg.get("overrides") or {}).dataset(args.dataset)
+    store = args.store or f"results/data/{ds.store.name}.zarr"
+    return ds, store
+
+
+def _splits(ds, store, dates=None) -> dict[str, SplitFeatures]:
+    return {
+        s: split_features(MaestroDataset(store, ds, (s,), train=False), ds.task.kind, dates)
+        for s in ("train", "val", "test")
+    }
+
+
+def _select(splits: dict[str, SplitFeatures], prefix: tuple[str, ...]) -> dict:
+    out = {}
+    for s, sf in splits.items():
+        keep = [i for i, n in enumerate(sf.names) if n.split(":")[0] in prefix]
+        out[s] = SplitFeatures(sf.x[:, keep], sf.y, [sf.names[i] for i in keep])
+    return out
+
+
+def cmd_inputs(args: argparse.Namespace) -> None:
+    ds, store = _dataset(args)
+    data = MaestroDataset(store, ds, ("train",), train=False)
+    acc: dict[str, list[np.ndarray]] = {}
+    for k in range(min(len(data), 64)):
+        for m, x in data[k]["inputs"].items():
+            acc.setdefault(m, []).append(x.numpy())
+    for m, xs in acc.items():
+        x = np.stack(xs)  # [N, T, C, H, W]
+        bands = ds.store.modality(m).model_bands
+        mean, std = x.mean((0, 1, 3, 4)), x.std((0, 1, 3, 4))
+        print(
+            f"{m:8s} "
+            + "  ".join(f"{b}:{a:+.3f}/{s:.3f}" for b, a, s in zip(bands, mean, std, strict=True))
+        )
+
+
+def cmd_raw(args: argparse.Namespace) -> None:
+    ds, store = _dataset(args)
+    key = ds.task.metric
+    every = _splits(ds, store)
+    triv = reference.run_trivial(every, ds)
+    scores = {n: round(100 * v["test"], 1) for n, v in triv["strategies"].items()}
+    print(f"trivial: {json.dumps(scores)}")
+    rows = {"all modalities, every date": every, "all modalities, one date": _splits(ds, store, 1)}
+    for m in ds.modalities:
+        rows[f"{m.name} only, every date"] = _select(every, (m.name,))
+    for name, splits in rows.items():
+        r = reference.run_linear(splits, ds)
+        lo, hi = r["test"]["bootstrap"]["ci95"]
+        score = f"{100 * r['test'][key]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+        print(f"linear, {name}: {score} (l2 {r['l2']})")
+
+
+@torch.no_grad()
+def cmd_mae(args: argparse.Namespace) -> None:
+    ds, store = _dataset(args)
+    model, _ = load_mae(args.model, ds)
+    model.eval()
+    seed_everything(0)
+    data = MaestroDataset(store, ds, ds.pretrain_splits, train=True, seed=0)
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=False)
+    from maestro.model.loss import masked_loss
+
+    sums: dict[str, np.ndarray] = {}
+    for i, b in enumerate(loader):
+        if i >= args.batches:
+            break
+        out = model(b)
+        for m, p in model.plans.items():
+            target = b["inputs"][m][:, :, list(p.perm)]
+            mask = out.masks[m]
+            vals = [
+                masked_loss(out.preds[m], target, mask, p.token_sizes, p.patch, p.norm_groups)[0],
+                masked_loss(
+                    torch.zeros_like(target), target, mask, p.token_sizes, p.patch, p.norm_groups
+                )[0],
+                masked_loss(out.preds[m], target, ~mask, p.token_sizes, p.patch, p.norm_groups)[0],
+            ]
+            sums[m] = sums.get(m, 0) + np.array([float(v) for v in vals])
+    print("modality  masked-L1  predict-0(mean)  ratio  visible-L1")
+    for m, s in sums.items():
+        s = s / min(args.batches, len(loader))
+        print(f"{m:8s}  {s[0]:.4f}     {s[1]:.4f}          {s[0] / s[1]:.3f}  {s[2]:.4f}")
+
+
+@torch.no_grad()
+def encoder_features(
+    model: MAESTRO, ds, store: str, split: str, kind: str, pool: str = "modality"
+) -> SplitFeatures:
+    """Frozen features of a split, concatenated over modalities.
+
+    ``pool="modality"``: one mean vector per modality (over groups, dates and locations);
+    ``pool="date"``: one per (modality, group, date). Classification averages the locations;
+    segmentation keeps them (resampled to the reference grid, then to the label grid).
+    """
+    model.eval()
+    data = MaestroDataset(store, ds, (split,), train=False)
+    xs, ys = [], []
+    for b in torch.utils.data.DataLoader(data, batch_size=16, shuffle=False):
+        feats = model.encode(b)  # {m: [B, G, T, L, D]}
+        if kind == "multilabel":
+            dims = (1, 2, 3) if pool == "modality" else (3,)
+            xs.append(torch.cat([f.mean(dims).flatten(1) for f in feats.values()], 1).numpy())
+        else:
+            ref = model.plans[ds.task.ref_modality].grid
+            parts = []
+            for f in feats.values():
+                side = round(f.shape[3] ** 0.5)
+                g = f.mean((1, 2), keepdim=True) if pool == "modality" else f
+                img = g.flatten(1, 2).permute(0, 1, 3, 2)  # [B, slots, D, L]
+                img = img.reshape(f.shape[0], -1, side, side)
+                parts.append(F.interpolate(img, size=(ref, ref), mode="bilinear"))
+            hw = tuple(b["label"].shape[-2:])
+            xs.append(F.interpolate(torch.cat(parts, 1), size=hw, mode="nearest").numpy())
+        ys.append(b["label"].numpy())
+    x = np.concatenate(xs)
+    return SplitFeatures(x, np.concatenate(ys), [f"f{i}" for i in range(x.shape[1])])
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    ds, store = _dataset(args)
+    key = ds.task.metric
+    trained, _ = load_mae(args.model, ds)
+    seed_everything(args.seed)
+    random = build_mae(trained.cfg, ds)
+    for name, model in (("pretrained", trained), ("random-init", random)):
+        model = copy.deepcopy(model)
+        splits = {
+            s: encoder_features(model, ds, store, s, ds.task.kind, args.pool)
+            for s in ("train", "val", "test")
+        }
+        x = splits["test"].x
+        if x.ndim == 2:
+            z = x / np.linalg.norm(x, axis=1, keepdims=True)
+            cos = float((z @ z.T)[np.triu_indices(len(z), 1)].mean())
+        else:
+            cos = float("nan")
+        r = reference.run_linear(splits, ds)
+        lo, hi = r["test"]["bootstrap"]["ci95"]
+        score = f"{100 * r['test'][key]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+        print(f"{name}: linear on frozen features {score}  mean cosine {cos:.4f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=["inputs", "raw", "mae", "features"])
+    p.add_argument("--dataset", default="treesatai_ts")
+    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--store", default=None)
+    p.add_argument("--model", default=None, help="a pretrained model.pt (mae, features)")
+    p.add_argument("--batches", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pool", choices=["modality", "date"], default="modality")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    {"inputs": cmd_inputs, "raw": cmd_raw, "mae": cmd_mae, "features": cmd_features}[args.what](
+        args
+    )
+
+
+if __name__ == "__main__":
+    main()

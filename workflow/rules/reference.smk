@@ -1,0 +1,25 @@
+# Reference rows per benchmark dataset: the trivial predictor (constant strategies fitted on
+# the train labels) and a linear model on raw input features. No model is trained.
+
+
+rule reference:
+    input:
+        store=store_path,
+    output:
+        metrics="results/reference/{dataset}/{kind}/metrics.json",
+        provenance="results/reference/{dataset}/{kind}/provenance.json",
+    params:
+        job=lambda wc: job(store_of(wc), dataset=wc.dataset),
+    wildcard_constraints:
+        kind="trivial|linear",
+    log:
+        "results/logs/reference/{dataset}/{kind}.log",
+    benchmark:
+        "results/benchmarks/reference/{dataset}/{kind}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "{MAESTRO} reference --kind {wildcards.kind} --dataset {wildcards.dataset}"
+        " --store-path {input.store} --out {output.metrics} --job {params.job:q} > {log} 2>&1"
