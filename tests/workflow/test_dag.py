@@ -117,3 +117,23 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     assert '"epochs": 100' in flair and '"epochs": 50' in tsai
     assert '"size": "base"' in tsai
     assert "maestro.cli download --manifest" in out
+
+
+def test_paper_config_is_not_merged_with_the_demo():
+    """From the repository root, --configfile config/paper.yaml is the whole configuration:
+    the paper jobs carry the Base model and the paper's recipe, not the demo's settings."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/paper.yaml", "-n", "-p",
+           "--cores", "4", "pretrain"]  # fmt: skip
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = [ln for ln in res.stdout.splitlines() if "maestro.cli pretrain" in ln]
+    assert len(jobs) == 65
+    assert all('"model": {"size": "base"}' in ln for ln in jobs)  # no demo width, depth, head
+    assert all(
+        '"overrides": {}' in ln and '"epochs": 100' in ln for ln in jobs if "s2_naip" not in ln
+    )
