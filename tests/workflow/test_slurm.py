@@ -24,7 +24,7 @@ from .test_end_to_end import tiny_config
 
 PROFILE = REPO / "profiles" / "slurm"
 GPU_RULES = [
-    "pretrain_mae", "probe", "finetune_model", "train_scratch", "transfer_probe",
+    "pretrain_mae", "probe", "probe_random", "finetune_model", "train_scratch", "transfer_probe",
     "transfer_finetune",
 ]  # fmt: skip
 
@@ -229,7 +229,12 @@ def test_demo_dag_through_slurm(tmp_path):
     # the tables came out, with numbers, from jobs that ran inside SLURM
     assert "TreeSatAI-TS (wF1)" in (wd / "results/tables/table1.md").read_text()
     table = pd.read_csv(wd / "results/tables/table1.csv")
-    assert len(table) == 3 and table["mean"].between(0, 100).all()
+    # MAESTRO rows and their floors (random-init probe, ViT, linear model, trivial predictor)
+    assert set(table["Model"]) == {
+        "MAESTRO", "MAESTRO (probe)", "Random-init encoder (probe)", "ViT (supervised)",
+        "Linear model on raw inputs", "Trivial predictor",
+    }, table["Model"].tolist()  # fmt: skip
+    assert table["mean"].between(0, 100).all()
     prov = json.loads(next((wd / "results/pretrain").rglob("provenance.json")).read_text())
     assert prov["host"]["slurm_job_id"] in ids
     assert prov["device"]["world_size"] == (2 if cluster["gpus"] >= 2 else 1)
