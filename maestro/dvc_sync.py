@@ -2,7 +2,7 @@
 
 DVC restores files from a content-addressed cache in no particular order and with new
 modification times, so Snakemake would see inputs newer than their outputs and rerun
-finished jobs (PIPELINE_NOTES §3.2; `--rerun-triggers` without `mtime` does not help).
+finished jobs (docs/dvc.md; `--rerun-triggers` without `mtime` does not help, measured).
 :func:`sync` runs ``snakemake --touch`` on the targets, with the profile and config file of
 the DVC stages (``dvc.yaml`` vars), which marks every present output up to date in DAG
 order and records Snakemake's metadata; a dry run then checks that nothing is left to do.

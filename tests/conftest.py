@@ -1,4 +1,4 @@
-"""Shared fixtures: seeding, the ../shared reference material."""
+"""Shared fixtures: seeding, the optional ../shared real-data samples."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ For each modality, the Pearson correlation of its model bands is accumulated ove
 pixel of every date of the train split (streaming: one sample in memory at a time), then bands
 are clustered hierarchically (average linkage on the distance ``1 - |r|``) and the tree is cut
 at ``threshold``: bands whose average absolute correlation exceeds ``1 - threshold`` end up
-together. The groups are compared with the declared normalization groups (MAESTRO_SPEC §3).
+together. The groups are compared with the declared normalization groups (upstream's
+``norm_bands``).
 """
 
 from __future__ import annotations

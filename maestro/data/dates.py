@@ -1,4 +1,4 @@
-"""Acquisition dates as ``(year, day_of_year, hour)`` int16 triples (MAESTRO_SPEC §2.0).
+"""Acquisition dates as ``(year, day_of_year, hour)`` int16 triples (as IGNF/MAESTRO parses them).
 
 Dates are parsed at day precision: the hour is always 0 (the Sentinel product names carry
 a time, but MAESTRO parses the ``YYYYMMDD`` part only; we keep that, docs/decisions.md).

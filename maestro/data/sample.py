@@ -59,7 +59,7 @@ class RawSample:
 
 
 class RawReader(Protocol):
-    """Reads one raw distribution laid out as documented in DATASET_FORMATS.md."""
+    """Reads one raw distribution in its published on-disk layout (see each reader module)."""
 
     store: StoreSpec
     root: Path

@@ -1,10 +1,11 @@
-"""Temporal aggregation of a raw acquisition series to a fixed number of dates (MAESTRO_SPEC §2.0).
+"""Temporal aggregation of a raw acquisition series to a fixed number of dates.
 
-With ``T`` raw acquisitions and ``n`` model dates (``k = T // n``):
+As in IGNF/MAESTRO's ``maestro/dataset/dataset.py`` except where noted, with ``T`` raw
+acquisitions and ``n`` model dates (``k = T // n``):
 
 1. start offset ``s`` in ``[0, T mod n]``: uniform at training, centred ``(T mod n) // 2`` at
-   evaluation (upstream draws it at random in every stage, §11 item 1; we make eval
-   deterministic);
+   evaluation (upstream draws it at random in every stage; we make eval deterministic,
+   docs/decisions.md D2);
 2. acquisitions ``s .. s + n*k - 1`` split, in time order, into ``n`` chunks of ``k``;
 3. an acquisition is *dirty* if any pixel of the crop is invalid (cloud/snow); dirty ones
    are excluded from a chunk unless the whole chunk is dirty;
@@ -14,7 +15,7 @@ With ``T`` raw acquisitions and ``n`` model dates (``k = T // n``):
 
 ``T == n``: every acquisition, in order, without cloud filtering (as upstream).
 
-``T < n`` (upstream fails on a reshape, §11 item 10): nearest-index repetition. Slot ``j``
+``T < n`` (upstream fails on a reshape; docs/decisions.md D5): nearest-index repetition. Slot ``j``
 takes acquisition ``floor((j + 0.5) * T / n)``, so every acquisition is used, each slot
 holds a real acquisition and the order is non-decreasing in time. It involves no
 randomness and no cloud filtering (there is nothing to choose from).

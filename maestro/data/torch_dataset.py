@@ -1,6 +1,7 @@
 """Torch Dataset over a converted store: crops, temporal aggregation, scaling, augmentation.
 
-Item ``k`` of a dataset with ``n_tiles`` tiles reads tile ``k % n_tiles`` (MAESTRO_SPEC §2.0):
+Item ``k`` of a dataset with ``n_tiles`` tiles reads tile ``k % n_tiles`` (as upstream's
+``maestro/dataset/dataset.py``):
 
 - crop: offsets on the common gcd grid (``store.gcd_px``) with a crop of ``store.crop_m``;
   uniform random offsets at training, the deterministic ``repeats x repeats`` tiling at
@@ -9,14 +10,16 @@ Item ``k`` of a dataset with ``n_tiles`` tiles reads tile ``k % n_tiles`` (MAEST
   cropped, aggregated to ``num_dates``
   (:func:`maestro.data.temporal.select_dates`: random at training, medoid-like at
   evaluation), then scaled, transformed and reordered to model bands
-  (:func:`maestro.data.transforms.prepare`), and resized (nearest) to ``image_size`` when set;
-- augmentation (training with ``augment`` only; upstream also augments at eval, §11 item 1):
-  flip H, flip W, transpose H<->W, each with p = 0.5, identical for every raster and the label.
+  (:func:`maestro.data.transforms.prepare`), and resized (nearest, as upstream) to ``image_size``
+  when set;
+- augmentation (training with ``augment`` only; upstream also augments at eval,
+  docs/decisions.md D1): flip H, flip W, transpose H<->W, each with p = 0.5, identical for
+  every raster and the label.
 
 All randomness of item ``k`` comes from ``np.random.default_rng([seed, epoch, k])``, so an
-item is the same whatever the DataLoader worker count or order. This fixes upstream quirk
-§11.3 (one numpy RNG seeded with 42, copied into every worker). ``set_epoch`` must be called
-before the workers start (i.e. without ``persistent_workers``) to reach them.
+item is the same whatever the DataLoader worker count or order. This fixes an upstream quirk
+(one numpy RNG seeded with 42, copied into every worker; docs/decisions.md D4). ``set_epoch``
+must be called before the workers start (i.e. without ``persistent_workers``) to reach them.
 
 Item (torch's default collate batches it as is):
 ``{"inputs": {mod: float32 (N, C, H, W)}, "dates": {mod: int64 (N, 3)}, "ref_date": int64 (3,),
@@ -71,7 +74,7 @@ def spec_differences(found: StoreSpec, expected: StoreSpec) -> list[str]:
 
 
 def resize(x: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resize of every frame ``(N, C, h, w) -> (N, C, size, size)`` (§4.1)."""
+    """Nearest-neighbour resize of every frame ``(N, C, h, w) -> (N, C, size, size)``."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
     t = torch.nn.functional.interpolate(torch.from_numpy(x), size=(size, size), mode="nearest")

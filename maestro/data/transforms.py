@@ -1,4 +1,4 @@
-"""Load-time value transforms declared per modality (MAESTRO_SPEC §2.0, §4.1)."""
+"""Load-time value transforms declared per modality (IGNF/MAESTRO's scaling and DEM rescale)."""
 
 from __future__ import annotations
 

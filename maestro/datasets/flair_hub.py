@@ -1,9 +1,12 @@
-"""FLAIR-HUB and FLAIR#2: land-cover segmentation, France (MAESTRO_SPEC §2.3-§2.4).
+"""FLAIR-HUB and FLAIR#2: land-cover segmentation, France.
 
 Raw layout: ``<DOMAIN>-<YEAR>_<MODALITY>/<ROI>/<DOMAIN>-<YEAR>_<MODALITY>_<ROI>_<pos>.tif``
 per modality (multi-date GeoTIFFs stack dates x channels in the band axis, date-major),
 ``GLOBAL_ALL_MTD/GLOBAL_<SENSOR>_MTD_DATES.gpkg`` date tables and split CSVs with column
 ``patch_id`` (``train.csv`` ... for FLAIR-HUB, ``train_flair2.csv`` ... for FLAIR#2).
+
+Declared after IGNF/MAESTRO's ``maestro/conf/dataset/flair.py``; its FLAIR#2 is FLAIR-HUB
+refiltered (its README), not the original FLAIR#2 release.
 """
 
 from __future__ import annotations

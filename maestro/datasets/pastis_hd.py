@@ -1,10 +1,10 @@
-"""PASTIS-HD: crop-type semantic segmentation, France (MAESTRO_SPEC §2.2).
+"""PASTIS-HD: crop-type semantic segmentation, France.
 
 Raw layout: ``DATA_S2/S2_<id>.npy`` (T, 10, 128, 128) int16, ``DATA_S1A|DATA_S1D/S1A|S1D_<id>.npy``
 (T, 3, 128, 128) float16 dB (VV, VH, VV/VH), ``DATA_SPOT/PASTIS_SPOT6_RVB_1M00_2019/
 SPOT6_RVB_1M00_2019_<id>.tif`` (RGB uint8, 1 m), ``ANNOTATIONS/TARGET_<id>.npy`` (3, 128, 128)
 uint8 with the class in channel 0, ``metadata.geojson`` with the acquisition dates, and split
-CSVs with column ``image``.
+CSVs with column ``image``. Declared after IGNF/MAESTRO's ``maestro/conf/dataset/pastis_hd.py``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""S2-NAIP urban: pretraining only, US cities (MAESTRO_SPEC §2.5, DATASET_FORMATS.md §5).
+"""S2-NAIP urban: pretraining only, US cities (IGNF/MAESTRO ``maestro/conf/dataset/s2_naip.py``).
 
 Layout (MAESTRO's conversion of allenai/s2-naip, see ``maestro/data/readers/s2_naip.py``):
 ``naip/<name>.png`` (R, G, B, NIR at 1.25 m, 512 px), ``sentinel2/<name>_stacked.tif``
 (T x 10 bands, 10 m, 64 px), ``sentinel1/<name>.tif`` (T x 2 bands, dB), ``dates/{naip,s2,s1}/
 <name>.txt`` (product names) and split CSVs with column ``name``.
 
-The NAIP image feeds two model modalities (§2.5): "aerial", up-sampled x4 to an effective
+The NAIP image feeds two model modalities (as upstream): "aerial", up-sampled x4 to an effective
 0.3125 m (384 px per 120 m crop) like the FLAIR/TreeSatAI aerial inputs, and "spot", its RGB at
 an effective 0.94 m (128 px) like PASTIS's SPOT, so their tokenizers transfer.
 """

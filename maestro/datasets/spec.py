@@ -11,7 +11,8 @@ Vocabulary
   modalities), its split scheme and its labels. FLAIR#2 is a dataset on the FLAIR-HUB store.
 - Band names are the identity of a channel. Token groups and normalization groups are
   written as band names; the model channel order is the concatenation of the token
-  groups (this is also the reorder applied at load time, MAESTRO_SPEC §3).
+  groups (this is also the reorder applied at load time, as with the ``bands`` lists of
+  IGNF/MAESTRO's dataset configs).
 """
 
 from __future__ import annotations

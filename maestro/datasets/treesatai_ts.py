@@ -1,8 +1,9 @@
-"""TreeSatAI-TS: tree-genus multi-label classification, Germany (MAESTRO_SPEC §2.1).
+"""TreeSatAI-TS: tree-genus multi-label classification, Germany.
 
 Raw layout: ``aerial/<name>.tif`` (4-band uint8, 304 px at 0.2 m, file order NIR, G, B, R),
 ``sentinel-ts/<stem>_<year>.h5`` (S2 with snow/cloud masks, S1 asc/des series) and split
-CSVs ``train/val/test.csv`` with the 15 genus area fractions.
+CSVs ``train/val/test.csv`` with the 15 genus area fractions. Declared after IGNF/MAESTRO's
+``maestro/conf/dataset/treesatai_ts.py``.
 """
 
 from __future__ import annotations

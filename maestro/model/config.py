@@ -1,7 +1,8 @@
 """Model configuration: one dataclass, four size presets, and the variant options.
 
-Sizes follow MAESTRO_SPEC §4.5 (paper "Base" = upstream "medium"). Variant options are the
-paper's ablation axes (§4.4 fusion, §3 spectral fusion, §4.8 target normalization, §4.6 masking).
+Sizes follow IGNF/MAESTRO's ``maestro/ssl/mae.py`` (paper "Base" = upstream "medium"). Variant
+options are the paper's ablation axes (fusion mode, spectral fusion, target normalization,
+masking).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class MAEConfig:
         return dataclasses.replace(self, **changes)
 
 
-#: Size presets (MAESTRO_SPEC §4.5). The paper's "Base" is upstream's "medium".
+#: Size presets (IGNF/MAESTRO ``maestro/ssl/mae.py``). The paper's "Base" is upstream's "medium".
 SIZES: dict[str, dict[str, int]] = {
     "tiny": dict(embed_dim=192, depth=12, heads=3, mlp_dim=384, decoder_depth=1),
     "small": dict(embed_dim=384, depth=12, heads=6, mlp_dim=768, decoder_depth=2),

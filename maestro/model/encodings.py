@@ -1,4 +1,4 @@
-"""Fixed spatial sin-cos grids and date codes (MAESTRO_SPEC §4.3).
+"""Fixed spatial sin-cos grids and date codes (IGNF/MAESTRO ``reshape_encoding``, ``encode_dates``).
 
 Both codes live in one token vector: the spatial code fills the first ``dim - date_dim``
 channels, the date code the last ``date_dim`` channels; each is zero in the other's part.

@@ -1,4 +1,4 @@
-"""How modalities become token sequences: per-modality plans and fusion modes (MAESTRO_SPEC §4.4).
+"""How modalities become token sequences: per-modality plans and fusion modes.
 
 A modality's tokens are kept as ``(B, G, T, L, D)``: token groups, dates, locations. A
 *sequence* is what one encoder instance attends over:
@@ -9,7 +9,8 @@ A modality's tokens are kept as ``(B, G, T, L, D)``: token groups, dates, locati
 - ``group``    one sequence per fusion group (e.g. s1_asc + s1_des -> "s1"); one encoder per group.
 
 With ``inter_depth > 0`` (``mod``/``group``) the visible tokens of all sequences are then
-concatenated for the shared inter-group blocks.
+concatenated for the shared inter-group blocks. The modes are those of ``group_mods`` in
+IGNF/MAESTRO's ``maestro/layers/utils.py``.
 """
 
 from __future__ import annotations

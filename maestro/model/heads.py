@@ -1,4 +1,4 @@
-"""Downstream heads on encoder features (MAESTRO_SPEC §5.2)."""
+"""Downstream heads on encoder features (IGNF/MAESTRO ``maestro/layers/head.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pre-norm Transformer blocks (vit-pytorch layout, MAESTRO_SPEC §4.5) on fused SDPA attention."""
+"""Pre-norm Transformer blocks (vit-pytorch layout, as in IGNF/MAESTRO) on fused SDPA attention."""
 
 from __future__ import annotations
 

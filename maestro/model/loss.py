@@ -1,4 +1,4 @@
-"""Masked reconstruction loss on masked tokens only (MAESTRO_SPEC §4.8)."""
+"""Masked reconstruction loss on masked tokens only (IGNF/MAESTRO ``compute_loss_rec``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The MAESTRO masked autoencoder (MAESTRO_SPEC §4).
+"""The MAESTRO masked autoencoder (IGNF/MAESTRO ``maestro/ssl/mae.py``, ``maestro/ssl/mim.py``).
 
 Pretraining: embed (patchify + spatial and date codes) -> mask per sequence -> encode the
 visible tokens per fusion instance (+ inter-group blocks) -> decode the full sequence per

@@ -1,4 +1,4 @@
-"""Token masking for pretraining (MAESTRO_SPEC §4.6).
+"""Token masking for pretraining (IGNF/MAESTRO ``maestro/ssl/mae.py``, ``maestro/conf/mask.py``).
 
 Masks are booleans with ``True = masked`` (hidden from the encoder, reconstructed by the
 decoder). A structured mask over ``(B, G, T, L)`` (band groups, dates, locations) is drawn per

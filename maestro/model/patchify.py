@@ -1,4 +1,4 @@
-"""Tokenizers and pixel heads per modality and token group (MAESTRO_SPEC §4.2, §4.7)."""
+"""Tokenizers and pixel heads per modality and token group, as in IGNF/MAESTRO (``Patchify``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Normalization of reconstruction targets within patches and band groups (MAESTRO_SPEC §4.8)."""
+"""Normalization of reconstruction targets within patches and band groups.
+
+As ``compute_loss_rec`` in IGNF/MAESTRO's ``maestro/train/model.py``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Published numbers of the MAESTRO paper, for side-by-side comparison (MAESTRO_SPEC §9.1).
+"""Published numbers of the MAESTRO paper (Tables 1 and 2), for side-by-side comparison.
 
 Source: Table 1 of the README at the arXiv v1 era (IGNF/MAESTRO @ef8eb59). Values in %;
 TreeSatAI-TS weighted F1, the others mIoU. None = not reported.
@@ -25,7 +25,7 @@ TABLE1: dict[tuple[str, str, str], tuple[float | None, ...]] = {
     ("Previous SOTA", "-", "-"): (75.1, 66.5, 64.1, 64.3),
 }
 
-#: Table 2 (cross-dataset, README at HEAD, MAESTRO_SPEC §9.3): (model, pretraining data) ->
+#: Table 2 (cross-dataset, README of IGNF/MAESTRO @6a30075): (model, pretraining data) ->
 #: values in TABLE1_DATASETS order; None = not reported ("–").
 TABLE2: dict[tuple[str, str], tuple[float | None, ...]] = {
     ("MAESTRO", "FLAIR-HUB"): (79.6, 68.0, None, None),

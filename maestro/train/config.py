@@ -1,7 +1,8 @@
 """Phase settings (pretrain / probe / fine-tune) with the paper's values as defaults.
 
-The defaults are the facts of MAESTRO_SPEC §6 for the paper runs; a config file overrides
-what it needs (the demo shortens epochs and raises the learning rate for its tiny data).
+The defaults are those of the paper runs (IGNF/MAESTRO's ``maestro/conf/opt.py`` and README
+commands); a config file overrides what it needs (the demo shortens epochs and raises the
+learning rate for its tiny data).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class PhaseConfig:
         return dataclasses.replace(self, **changes)
 
 
-#: Paper recipe per phase (MAESTRO_SPEC §6: TreeSatAI-TS / PASTIS-HD intra-dataset runs).
+#: Paper recipe per phase (IGNF/MAESTRO README: TreeSatAI-TS / PASTIS-HD intra-dataset runs).
 PAPER_PHASES: dict[str, PhaseConfig] = {
     "pretrain": PhaseConfig(epochs=100, base_lr=3e-5, final_factor=1e7),
     "probe": PhaseConfig(epochs=10, base_lr=1e-5, final_factor=1e7),

@@ -1,4 +1,4 @@
-"""Probing, fine-tuning and supervised training from scratch on a task (MAESTRO_SPEC §5-§6).
+"""Probing, fine-tuning and supervised training from scratch on a task (IGNF/MAESTRO recipe).
 
 - ``probe``: encoder frozen (no gradients, not in the optimizer), head trained; last epoch kept.
 - ``finetune``: everything trained from the probe result; evaluation with EMA weights;

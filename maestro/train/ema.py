@@ -1,4 +1,4 @@
-"""Exponential moving average of model weights (MAESTRO_SPEC §6, decisions in docs/decisions.md)."""
+"""Exponential moving average of model weights (IGNF/MAESTRO ``use_ema``; docs/decisions.md T3)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Downstream metrics, accumulated over an epoch (MAESTRO_SPEC §5.4), with bootstrap intervals.
+"""Downstream metrics, accumulated over an epoch, with bootstrap intervals.
 
-Values are fractions in [0, 1]; tables print them in %. Each metric is a function of summed
-per-item counts (TP/FP/FN per class, or a confusion matrix), so a bootstrap replicate is the
-same formula applied to counts summed over items drawn with replacement.
+The metrics are those of IGNF/MAESTRO's ``maestro/train/metric.py``. Values are fractions in
+[0, 1]; tables print them in %. Each metric is a function of summed per-item counts (TP/FP/FN
+per class, or a confusion matrix), so a bootstrap replicate is the same formula applied to
+counts summed over items drawn with replacement.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""AdamW, the learning-rate scaling rule and the one-cycle schedule (MAESTRO_SPEC §6)."""
+"""AdamW, the learning-rate scaling rule and the one-cycle schedule (the IGNF/MAESTRO recipe)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Masked-autoencoder pretraining of one (dataset, variant, seed) cell (MAESTRO_SPEC §4, §6)."""
+"""Masked-autoencoder pretraining of one (dataset, variant, seed) cell (IGNF/MAESTRO recipe)."""
 
 from __future__ import annotations
 

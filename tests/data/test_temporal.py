@@ -1,4 +1,4 @@
-"""Temporal aggregation rules (MAESTRO_SPEC §2.0 step list, our T < N and eval choices)."""
+"""Temporal aggregation rules (IGNF/MAESTRO's date-chunk selection, our T < N and eval choices)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ def test_paper_geometry():
     assert pastis.store.repeats == 8 and pastis.store.modality("s2").grid(160) == 8
     assert flair.store.modality("aerial").grid(102.4) == 32
     assert flair.store.modality("s2").pixels(102.4) == 10
-    # token counts of MAESTRO_SPEC §10 (base model, default configs)
+    # tokens per sample under the official IGNF/MAESTRO dataset configs (all tokens, no masking)
     assert sum(m.grid(tsai.store.crop_m) ** 2 * m.num_dates for m in tsai.modalities) == 441
     assert sum(m.grid(pastis.store.crop_m) ** 2 * m.num_dates for m in pastis.modalities) == 1636
 

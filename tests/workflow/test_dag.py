@@ -110,7 +110,7 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     # 16 paper cells on 4 datasets, plus the reference pretrained on S2-NAIP urban
     assert counts["pretrain_mae"] == 16 * 4 + 1 and counts["finetune_model"] == 16 * 4
     assert counts["transfer_finetune"] == 6 and counts["train_scratch"] == 2 * 4
-    # FLAIR fine-tunes for 100 epochs, TreeSatAI-TS for 50 (MAESTRO_SPEC §6)
+    # FLAIR fine-tunes for 100 epochs, TreeSatAI-TS for 50 (the IGNF/MAESTRO README commands)
     finetunes = [line for line in out.splitlines() if "--mode finetune" in line]
     flair = next(line for line in finetunes if "--dataset flair_hub" in line)
     tsai = next(line for line in finetunes if "--dataset treesatai_ts" in line)

@@ -1,8 +1,8 @@
 """The bundled demo suite: small raw datasets written in the real distribution formats.
 
 ``generate(store, root, cfg)`` writes one raw dataset under ``root`` exactly as the real
-distribution lays it out (DATASET_FORMATS.md), so the real readers and converters run on
-it. Pixels come from :mod:`maestro.data.demo.world` (known, learnable structure).
+distribution lays it out (see :mod:`maestro.data.readers`), so the real readers and converters
+run on it. Pixels come from :mod:`maestro.data.demo.world` (known, learnable structure).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Demo FLAIR-HUB distribution (also the source of FLAIR#2), in the real on-disk format.
 
-Layout (DATASET_FORMATS.md §3; read back by :mod:`maestro.data.readers.flair_hub`)::
+Layout (that of IGNF/FLAIR-HUB; read back by :mod:`maestro.data.readers.flair_hub`)::
 
     <DOMAIN>-<YEAR>_<TOKEN>/<ROI>/<DOMAIN>-<YEAR>_<TOKEN>_<ROI>_<row>-<col>.tif
     GLOBAL_ALL_MTD/GLOBAL_{AERIAL,SENTINEL2,SENTINEL1-ASC,SENTINEL1-DESC}_MTD_DATES.gpkg

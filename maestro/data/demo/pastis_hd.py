@@ -1,4 +1,4 @@
-"""Demo PASTIS-HD distribution, written in the real on-disk format (DATASET_FORMATS.md §2).
+"""Demo PASTIS-HD distribution, written in the real on-disk format (that of IGNF/PASTIS-HD).
 
 Files (``<id>`` = integer patch id from 10000; H = W = S2 pixels of the StoreSpec tile,
 Hs = Ws = SPOT pixels; 128 / 1280 for the real 1280 m tile, 32 / 320 for a 320 m demo tile)::

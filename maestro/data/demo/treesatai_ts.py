@@ -1,4 +1,4 @@
-"""Demo TreeSatAI-TS distribution, written in the real on-disk format (DATASET_FORMATS §1).
+"""Demo TreeSatAI-TS distribution, in the real on-disk format (that of IGNF/TreeSatAI-Time-Series).
 
 Layout under ``root`` (identical to the real distribution + MAESTRO split CSVs):
 

@@ -9,7 +9,8 @@ there, with measurements):
    {R,G,B}; S1 {VV} / {VH}; SPOT {R,G,B}; DEM {DSM,DTM}. A pixel's value in a band is an
    affine function of its group's *level* plus small independent noise, so bands within a
    group are strongly correlated and bands of different groups are not. These are the
-   groups of MAESTRO_SPEC §3 that the band-group analysis must recover.
+   normalization groups of IGNF/MAESTRO's dataset configs (``norm_bands``) that the
+   band-group analysis must recover.
 2. **Class signatures with phenology.** Each class has, per latent group, a base level and
    a seasonal amplitude that peaks at a class-specific day of year (:class:`Phenology`).
    Classes come in *twins*: both twins share base and amplitude and differ only by the

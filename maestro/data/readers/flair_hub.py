@@ -1,4 +1,4 @@
-"""Reader of the FLAIR-HUB distribution, also the source of FLAIR#2 (DATASET_FORMATS.md §3-§4).
+"""Reader of the FLAIR-HUB distribution (Hugging Face IGNF/FLAIR-HUB), also the source of FLAIR#2.
 
 On-disk layout under ``root`` (one folder per domain-year and modality, then per ROI)::
 

@@ -1,4 +1,4 @@
-"""Reader of the PASTIS-HD distribution (DATASET_FORMATS.md §2, MAESTRO_SPEC §2.2).
+"""Reader of the PASTIS-HD distribution (Hugging Face IGNF/PASTIS-HD), as MAESTRO reads it.
 
 Layout under ``root``::
 

@@ -1,4 +1,4 @@
-"""Reader of S2-NAIP urban as MAESTRO lays it out (DATASET_FORMATS.md §5, MAESTRO_SPEC §2.5).
+"""Reader of S2-NAIP urban as MAESTRO lays it out (IGNF/MAESTRO ``maestro/dataset/s2_naip.py``).
 
 MAESTRO reads an IGN-internal conversion of ``allenai/s2-naip``; no converter is published,
 so the layout below is *defined* here from the paths the upstream loader opens [C] and the

@@ -1,4 +1,4 @@
-"""Reader of the TreeSatAI-TS distribution (DATASET_FORMATS §1, MAESTRO_SPEC §2.1).
+"""Reader of the TreeSatAI-TS distribution (Hugging Face IGNF/TreeSatAI-Time-Series).
 
 Layout under ``root``: ``aerial/<name>.tif`` (4-band uint8 GeoTIFF, a few pixels wider than
 the tile: the centred tile window is read), ``sentinel-ts/<stem>_<year>.h5`` (root datasets
