@@ -54,5 +54,5 @@ dag: $(BIN)/.installed
 	    | $(BIN)/maestro report-rulegraph --out docs/rulegraph.png
 
 clean-results:
-	rm -rf results/data results/analysis results/pretrain results/probe results/finetune \
-	       results/tables results/figures results/logs results/benchmarks .snakemake
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf .snakemake
