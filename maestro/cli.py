@@ -21,20 +21,48 @@ log = logging.getLogger("maestro")
 
 
 def _job(text: str) -> dict[str, Any]:
-    """Parse ``--job``: inline JSON or ``@file`` (JSON or YAML)."""
+    """Parse and validate ``--job``: inline JSON or ``@file`` (``.json`` as JSON, else YAML)."""
+    from maestro.jobs import validate_job
+
     if text.startswith("@"):
         path = Path(text[1:])
+        where = str(path)
         try:
-            return yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
+            raw = path.read_text()
+            if path.suffix == ".json":
+                value = json.loads(raw) if raw.strip() else {}
+            else:
+                value = yaml.safe_load(raw) or {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
             raise SystemExit(f"--job {path}: cannot read a JSON/YAML mapping ({err})") from err
-    try:
-        value = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"--job: invalid JSON ({err})") from err
+    else:
+        where = "the --job text"
+        try:
+            value = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"--job: invalid JSON ({err})") from err
     if not isinstance(value, dict):
-        raise SystemExit(f"--job: expected a JSON object, found {type(value).__name__}")
+        raise SystemExit(f"--job: {where}: expected a mapping, found {type(value).__name__}")
+    _not_workflow_config(value, where)
+    try:
+        validate_job(value, source=f"job configuration ({where})")
+    except ValueError as err:
+        raise SystemExit(f"--job: {err}") from err
     return value
+
+
+def _not_workflow_config(value: dict[str, Any], where: str) -> None:
+    """A workflow config is not a job config: its phases would be ignored silently."""
+    from maestro.jobs import WORKFLOW_KEYS
+
+    found = sorted(WORKFLOW_KEYS & set(value))
+    if found:
+        raise SystemExit(
+            f"--job: {where} is a workflow configuration (it has {', '.join(found)}), not the "
+            "job configuration of one step; print the job the pipeline would pass with "
+            "`maestro job --config <config.yaml> --step <step> --dataset <dataset>` and pass "
+            "that (`--job @job.json`)"
+        )
 
 
 def _runtime(args: argparse.Namespace, job: dict[str, Any]):
@@ -208,20 +236,36 @@ def cmd_params(args: argparse.Namespace) -> None:
     print(json.dumps({"size": args.size, "dataset": args.dataset, **counts}))
 
 
+def _workflow_config(paths: list[str]) -> dict[str, Any]:
+    """Workflow config files (later ones update earlier ones), validated, with defaults."""
+    from maestro.jobs import load_config
+
+    try:
+        return load_config(paths)
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+
+
 def cmd_cells(args: argparse.Namespace) -> None:
     """Print the cells of a workflow configuration: id, datasets, supervised baseline."""
-    import yaml
-
     from maestro.grid import make_plan
 
-    config: dict[str, Any] = {}
-    for path in args.config:  # later files update earlier ones, as snakemake --configfile
-        with open(path) as f:
-            config |= yaml.safe_load(f) or {}
-    plan = make_plan(config)
+    plan = make_plan(_workflow_config(args.config))
     print("cell\tdatasets\tscratch")
     for cell in plan.cells:
         print(f"{cell.id}\t{','.join(cell.datasets)}\t{'yes' if cell.scratch else 'no'}")
+
+
+def cmd_job(args: argparse.Namespace) -> None:
+    """Print the job configuration (``--job``) the workflow passes to one step."""
+    from maestro.jobs import job_json, step_job
+
+    config = _workflow_config(args.config)
+    try:
+        job = step_job(config, args.step, dataset=args.dataset, store=args.store, cell_id=args.cell)
+    except (KeyError, ValueError) as err:
+        raise SystemExit(f"maestro job: {err}") from err
+    print(job_json(job))
 
 
 # --- report -------------------------------------------------------------------------------
@@ -233,14 +277,11 @@ def cmd_check_signal(args: argparse.Namespace) -> None:
     from maestro.grid import make_plan
     from maestro.report.signal import markdown, run_margins, write_report
 
-    config: dict[str, Any] = {}
     if args.config_json:
         config = json.loads(args.config_json)
+        config.setdefault("variants", "config/variants.tsv")
     else:
-        for path in args.config:
-            with open(path) as f:
-                config |= yaml.safe_load(f) or {}
-    config.setdefault("variants", "config/variants.tsv")
+        config = _workflow_config(args.config)
     plan = make_plan(config)
     titles = {d: catalog().dataset(d).title for d in plan.datasets}
     margins = run_margins(args.results, plan)
@@ -405,6 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--config", nargs="+", default=["config/config.yaml"], help="config file(s), merged"
     )
+
+    from maestro.jobs import STEPS
+
+    sp = add("job", cmd_job, "print the job configuration the workflow passes to one step")
+    sp.add_argument(
+        "--config", nargs="+", default=["config/config.yaml"], help="config file(s), merged"
+    )
+    sp.add_argument("--step", required=True, choices=sorted(STEPS), help="the subcommand")
+    sp.add_argument("--dataset", default=None, help="dataset (training steps, reference)")
+    sp.add_argument("--store", default=None, help="store (generate-demo, convert, analyze-bands)")
+    sp.add_argument("--cell", default=None, help="cell id (default: the reference cell)")
 
     sp = add("report-tables", cmd_report_tables, "Tables 1 and 2 and the ablation tables")
     sp.add_argument("--metrics", nargs="+", required=True, help="downstream metrics.json files")

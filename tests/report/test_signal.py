@@ -93,7 +93,11 @@ def test_a_missing_margin_fails_the_strict_check(tmp_path, capsys):
     margins = {m.name: m for m in run_margins(res, plan)}
     assert not margins["pretrained probe > random-init probe"].ok
     config = tmp_path / "c.yaml"
-    config.write_text(f"datasets: {DATASETS}\nseeds: [0, 1]\nvariants: {sheet}\n")
+    stores = ("treesatai_ts", "pastis_hd", "flair_hub")
+    sources = {s: {"kind": "path", "root": "/raw"} for s in stores}
+    config.write_text(
+        f"datasets: {DATASETS}\nseeds: [0, 1]\nvariants: {sheet}\nsources: {json.dumps(sources)}\n"
+    )
     args = ["check-signal", "--config", str(config), "--results", str(res)]
     with pytest.raises(SystemExit) as exc:
         main([*args, "--out", str(tmp_path / "signal")])

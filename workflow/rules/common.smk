@@ -5,30 +5,20 @@ import json
 import re
 import sys
 
-import jsonschema
-import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from maestro.datasets import catalog
 from maestro.experiment import model_config
-from maestro.grid import make_plan, merge_overrides
+from maestro.grid import make_plan
+from maestro.jobs import job_for, job_json, validate_config
 
 
-def _check_config(cfg, schema_file):
-    """All schema violations at once, one line each, before any job is scheduled."""
-    with open(schema_file) as f:
-        schema = yaml.safe_load(f)
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path)
-    )
-    if errors:
-        lines = [f"  {'.'.join(map(str, e.path)) or '<top level>'}: {e.message}" for e in errors]
-        raise WorkflowError("invalid configuration:\n" + "\n".join(lines))
-
-
-_check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-validate(config, "../schemas/config.schema.yaml")  # fills the schema defaults
+try:  # every schema violation at once, one line each, before any job is scheduled
+    _validated = validate_config(config)  # with the schema's defaults filled in
+except ValueError as err:
+    raise WorkflowError(str(err))
+config.clear()
+config.update(_validated)
 
 try:
     CATALOG = catalog(config.get("overrides", {}))
@@ -71,27 +61,15 @@ wildcard_constraints:
 # --- job configurations ---------------------------------------------------------------------
 
 
-def phase_of(name, dataset):
-    """A phase section with the dataset's ``by_dataset`` changes applied."""
-    section = dict(config.get(name, {}))
-    specific = section.pop("by_dataset", {}).get(dataset, {})
-    return section | specific
-
-
 def job(store, *sections, phase=None, cell=None, dataset=None, extra_overrides=None, **extra):
-    """JSON of the config sections a job depends on (its rerun trigger and provenance).
-
-    Only ``store``'s overrides are included, so editing another store reruns nothing here.
-    """
-    overrides = merge_overrides(config.get("overrides", {}).get(store, {}), extra_overrides or {})
-    out = {"overrides": {store: overrides} if overrides else {}}
-    out |= {s: config[s] for s in sections if s in config}
-    if phase is not None:
-        out["phase"] = phase_of(phase, dataset)
-    if cell is not None:
-        out["cell"] = cell
-    out |= extra
-    return json.dumps(out, sort_keys=True)
+    """JSON of the config sections a job depends on (its rerun trigger and provenance);
+    built by maestro.jobs, which `maestro job` prints for a step run by hand."""
+    return job_json(
+        job_for(
+            config, store, sections, phase=phase, cell=cell, dataset=dataset,
+            extra_overrides=extra_overrides, **extra,
+        )  # fmt: skip
+    )
 
 
 def cell_of(wildcards):
