@@ -10,6 +10,7 @@ and dataset. The cell's value is then recomputed from those files (:func:`table_
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -108,6 +109,47 @@ def cell_metrics(
         present = sorted(set(df["dataset"]))
         raise ValueError(f"{csv}: row {' / '.join(labels)} has no {dataset!r} cell ({present})")
     row = match.iloc[0]
+    files = row.get("files")
+    if isinstance(files, str) and files.strip():
+        found = listed_metrics(root, files.split())
+    else:  # a table written before it listed its files: rebuild the cell from the run's files
+        found = _rebuilt_metrics(root, name, row, cols, labels, config)
+    return {
+        "table": name,
+        "csv": csv,
+        "labels": dict(zip(cols, labels, strict=True)),
+        "dataset": str(row["dataset"]),
+        "metric": str(row["metric"]),
+        "mean": float(row["mean"]),
+        "n_seeds": int(row["n_seeds"]),
+        "metrics": sorted(found, key=lambda f: f["seed"]),
+    }
+
+
+def listed_metrics(root: Path, paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Seed and test value (in %) of each metrics file a table cell lists; a missing or
+    unreadable file is left out (the cell's check then fails on the count)."""
+    found = []
+    for rel in paths:
+        path = Path(rel) if Path(rel).is_absolute() else root / rel
+        try:
+            m = json.loads(path.read_text())
+            value = 100.0 * float(m["test"][m["metric"]])
+            found.append({"path": rel, "seed": int(m["seed"]), "value": value})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def _rebuilt_metrics(
+    root: Path,
+    name: str,
+    row: pd.Series,
+    cols: list[str],
+    labels: tuple[str, ...],
+    config: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """The run's metrics files whose single-row table maps to ``labels``."""
     plan = make_plan(config)
     reference = parse_cell_id(plan.reference.id)
     candidates = [p for p in plan.downstream() + plan.transfer() if (root / p).is_file()]
@@ -122,19 +164,13 @@ def cell_metrics(
     for rel, (_, one) in zip(candidates, every.iterrows(), strict=True):
         if one["dataset"] != row["dataset"]:
             continue
-        summary = make(pd.DataFrame([one]))
+        try:
+            summary = make(pd.DataFrame([one]))
+        except KeyError:  # a run the table does not hold (e.g. a transfer run in Table 1)
+            continue
         if not summary.empty and tuple(str(v) for v in summary.iloc[0][cols]) == labels:
             found.append({"path": rel, "seed": int(one["seed"]), "value": float(one["value"])})
-    return {
-        "table": name,
-        "csv": csv,
-        "labels": dict(zip(cols, labels, strict=True)),
-        "dataset": str(row["dataset"]),
-        "metric": str(row["metric"]),
-        "mean": float(row["mean"]),
-        "n_seeds": int(row["n_seeds"]),
-        "metrics": sorted(found, key=lambda f: f["seed"]),
-    }
+    return found
 
 
 def table_link(cell: dict[str, Any], auditor: Auditor) -> Link:

@@ -87,6 +87,19 @@ def run(tmp_path, monkeypatch) -> Path:
             _job(f"results/{mode}/treesatai_ts/{base}", mode, seed, inputs,
                  _metrics(mode, seed, value))  # fmt: skip
             paths.append(f"results/{mode}/treesatai_ts/{base}/metrics.json")
+    # a cross-dataset run on the same dataset, and a reference row (no model.pt)
+    tra = f"results/transfer/finetune/treesatai_ts/from~pastis_hd/{CELL}/seed~0"
+    _job(tra, "transfer_finetune", 0, {"store": store},
+         _metrics("finetune", 0, 0.5) | {"transfer_from": "pastis_hd"})  # fmt: skip
+    ref = Path("results/reference/treesatai_ts/trivial")
+    ref.mkdir(parents=True)
+    trivial = _metrics("trivial", 0, 0.2) | {"cell": None, "strategy": "every label"}
+    (ref / "metrics.json").write_text(json.dumps(trivial))
+    extra = {"metrics": trivial, "outputs": provenance.output_hashes(ref)}
+    cfg = {"job": {}, "dataset": "treesatai_ts", "seed": 0}
+    rec = provenance.record("reference_trivial", cfg, {"store": store}, time.time(), {}, extra)
+    provenance.write(ref / "provenance.json", rec)
+    paths += [f"{tra}/metrics.json", f"{ref}/metrics.json"]
     write_all(paths, REF, "results/tables")
     return tmp_path
 
@@ -118,6 +131,31 @@ def test_audit_of_a_table_cell_passes(run, capsys):
     assert "4 files re-hashed, all match maestro_manifest.json" in out
     assert "content hash recorded by the pretrain job" in out
     assert "raw (demo)" in out and "'seed': 0" in out  # the generator's settings
+
+
+def test_rows_are_audited_from_the_files_the_table_lists(run, capsys):
+    """Table 1 beside a transfer run on the same dataset, and its floor rows (no model)."""
+    import pandas as pd
+
+    table = pd.read_csv("results/tables/table1.csv")
+    maestro = table[table["Model"] == "MAESTRO"].iloc[0]
+    assert maestro["files"].split() == [f"{_finetune(s)}/metrics.json" for s in SEEDS]
+    code, out, err = _audit(capsys, "--table", "table1", "--row", "0", "--dataset", "treesatai_ts")
+    assert code == 0, out + err
+    assert "from~pastis_hd" not in out  # the transfer run is Table 2's
+    code, out, err = _audit(capsys, "--table", "table1", "--row", "Model=Trivial predictor",
+                            "--dataset", "treesatai_ts")  # fmt: skip
+    assert code == 0, out + err
+    assert "value = mean of its 1 metrics file(s)" in out and "model.pt missing" not in out
+    code, out, err = _audit(capsys, "--table", "table2", "--row", "0", "--dataset", "treesatai_ts")
+    assert code == 0, out + err
+    assert "from~pastis_hd" in out
+    # a table written before it listed its files: rebuilt from the run's files, as before
+    table.drop(columns="files").to_csv("results/tables/table1.csv", index=False)
+    code, out, err = _audit(capsys, "--table", "table1", "--row", "Model=MAESTRO",
+                            "--dataset", "treesatai_ts")  # fmt: skip
+    assert code == 0, out + err
+    assert "value = mean of its 2 metrics file(s)" in out
 
 
 def test_audit_json_and_selection_by_stage(run, capsys):

@@ -115,7 +115,8 @@ def hierarchical_ci(
 
 
 def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean, std, seed count and hierarchical 95 % interval per ``keys`` + dataset."""
+    """Mean, std, seed count, hierarchical 95 % interval and source files per ``keys`` +
+    dataset."""
     columns = [
         *keys,
         "dataset",
@@ -127,6 +128,7 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         "seeds",
         "ci_low",
         "ci_high",
+        "files",
     ]
     if df.empty:
         return pd.DataFrame(columns=columns)
@@ -144,6 +146,8 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
                 "seeds": " ".join(map(str, sorted(g["seed"]))),
                 "ci_low": lo,
                 "ci_high": hi,
+                # the metrics.json files behind the cell, in seed order (what audit reads)
+                "files": " ".join(g.sort_values("seed", kind="stable")["path"]),
             }
         )
     return pd.DataFrame(out)
