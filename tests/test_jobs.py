@@ -42,7 +42,8 @@ def test_defaults_are_filled_and_every_violation_is_listed():
 def test_demo_jobs_carry_the_dataset_phase_and_only_their_store(demo):
     pastis = step_job(demo, "pretrain", dataset="pastis_hd")
     treesat = step_job(demo, "pretrain", dataset="treesatai_ts")
-    assert pastis["phase"]["epochs"] == 100 and treesat["phase"]["epochs"] == 30  # by_dataset
+    flair = step_job(demo, "pretrain", dataset="flair2")
+    assert [j["phase"]["epochs"] for j in (pastis, treesat, flair)] == [100, 60, 30]  # by_dataset
     assert "by_dataset" not in pastis["phase"]
     assert list(pastis["overrides"]) == ["pastis_hd"] and list(treesat["overrides"]) == [
         "treesatai_ts"
