@@ -33,6 +33,7 @@ from maestro.experiment import (
     SCHEDULE_DEFAULTS,
     check_cell,
 )
+from maestro.jobs import phase_section
 
 DOWNSTREAM = ("probe", "finetune", "scratch", "probe_random")
 #: Reference rows computed per dataset (maestro.train.reference).
@@ -253,9 +254,5 @@ def make_plan(config: Mapping[str, Any], sheet: str | Path | None = None) -> Pla
     cells = read_sheet(sheet or config["variants"], datasets)
     probe = {}
     for d in [*datasets, *(t.target for t in transfers)]:
-        section = dict(config.get("probe") or {})
-        epochs = (section.pop("by_dataset", {}).get(d) or {}).get(
-            "epochs", section.get("epochs", 10)
-        )
-        probe[d] = int(epochs) > 0
+        probe[d] = int(phase_section(config, "probe", d).get("epochs", 10)) > 0
     return Plan(cells, datasets, [int(s) for s in config.get("seeds", [0])], transfers, probe)
