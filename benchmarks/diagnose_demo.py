@@ -6,6 +6,7 @@ Measurements behind docs/demo.md, each on a converted store (and a pretrained mo
     python benchmarks/diagnose_demo.py raw      --dataset treesatai_ts
     python benchmarks/diagnose_demo.py mae      --dataset treesatai_ts --model MODEL
     python benchmarks/diagnose_demo.py features --dataset treesatai_ts --model MODEL [--pool date]
+    python benchmarks/diagnose_demo.py blocks   --dataset flair_hub [--block 8]
 
 (``MODEL``: a pretrained ``model.pt``, e.g. under results/pretrain/treesatai_ts/<cell>/seed~0/.)
 
@@ -189,21 +190,60 @@ def cmd_features(args: argparse.Namespace) -> None:
         print(f"{name}: linear on frozen features {score}  mean cosine {cos:.4f}")
 
 
+def _block_mean(sf: SplitFeatures, block: int) -> SplitFeatures:
+    x = torch.from_numpy(sf.x)
+    pooled = F.avg_pool2d(x, block)
+    return SplitFeatures(F.interpolate(pooled, scale_factor=block).numpy(), sf.y, sf.names)
+
+
+def _block_oracle(y: np.ndarray, block: int, k: int) -> np.ndarray:
+    """``(N, h, w)`` labels -> ``(N, K, h, w)`` logits: each block's majority true class."""
+    n, h, w = y.shape
+    one = np.zeros((n, k, h, w), np.float32)
+    idx = np.where(y >= 0, y, 0)
+    np.put_along_axis(one, idx[:, None], (y >= 0)[:, None].astype(np.float32), axis=1)
+    votes = F.avg_pool2d(torch.from_numpy(one), block)  # [N, K, h/b, w/b]
+    best = votes.argmax(1, keepdim=True)
+    logits = torch.zeros_like(votes).scatter_(1, best, reference.CONSTANT_LOGIT)
+    return F.interpolate(logits, scale_factor=block).numpy()
+
+
+def cmd_blocks(args: argparse.Namespace) -> None:
+    ds, store = _dataset(args)
+    if ds.task.kind != "segmentation":
+        raise SystemExit(f"blocks: {ds.name} is not a segmentation dataset")
+    key, b = ds.task.metric, args.block
+    splits = _splits(ds, store)
+    y = splits["test"].y
+    oracle = _block_oracle(y, b, ds.task.num_classes)
+    r = reference.score(lambda s, e: torch.from_numpy(oracle[s:e]), y, ds)
+    print(f"block oracle ({b} x {b} px, majority true class): {100 * r[key]:.1f}")
+    rows = {
+        "linear, each pixel's own values": splits,
+        f"linear, {b} x {b} block means": {s: _block_mean(sf, b) for s, sf in splits.items()},
+    }
+    for name, sp in rows.items():
+        r = reference.run_linear(sp, ds)
+        lo, hi = r["test"]["bootstrap"]["ci95"]
+        print(f"{name}: {100 * r['test'][key]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["inputs", "raw", "mae", "features"])
+    p.add_argument("what", choices=["inputs", "raw", "mae", "features", "blocks"])
     p.add_argument("--dataset", default="treesatai_ts")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--store", default=None)
     p.add_argument("--model", default=None, help="a pretrained model.pt (mae, features)")
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--block", type=int, default=8, help="label px per token side (blocks)")
     p.add_argument("--pool", choices=["modality", "date"], default="modality")
     args = p.parse_args()
     torch.set_num_threads(2)
-    {"inputs": cmd_inputs, "raw": cmd_raw, "mae": cmd_mae, "features": cmd_features}[args.what](
-        args
-    )
+    cmds = {"inputs": cmd_inputs, "raw": cmd_raw, "mae": cmd_mae, "features": cmd_features}
+    cmds["blocks"] = cmd_blocks
+    cmds[args.what](args)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,12 @@ STEPS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "pretrain": (("model", "runtime"), "pretrain"),
     "probe": (("model", "runtime"), "probe"),
     "finetune": (("model", "runtime"), "finetune"),
-    "scratch": (("model", "runtime"), "finetune"),
+    "scratch": (("model", "runtime"), "scratch"),
     "reference": ((), None),
 }
+#: Phase sections that start from another's: the supervised baseline trains with the
+#: fine-tuning recipe (and its ``by_dataset`` changes) unless its own section says otherwise.
+INHERITS = {"scratch": "finetune"}
 #: Top-level keys that only a workflow configuration has (never a job configuration).
 WORKFLOW_KEYS = frozenset({"datasets", "sources", "variants", "seeds", "transfer"})
 
@@ -136,11 +139,16 @@ def load_config(paths: Iterable[str | Path]) -> dict[str, Any]:
 
 
 def phase_section(config: Mapping[str, Any], name: str, dataset: str | None) -> dict[str, Any]:
-    """A phase section (``pretrain`` / ``probe`` / ``finetune``) with the dataset's
-    ``by_dataset`` changes applied."""
+    """A phase section (``pretrain`` / ``probe`` / ``finetune`` / ``scratch``) with the
+    dataset's ``by_dataset`` changes applied.
+
+    ``scratch`` starts from the resolved ``finetune`` section (:data:`INHERITS`); its own keys,
+    then its own ``by_dataset`` keys, replace those.
+    """
+    base = phase_section(config, INHERITS[name], dataset) if name in INHERITS else {}
     section = dict(config.get(name) or {})
     specific = section.pop("by_dataset", {}).get(dataset, {})
-    return section | specific
+    return base | section | specific
 
 
 def job_for(

@@ -26,6 +26,19 @@ def paper():
     return load_config([REPO / "config/paper.yaml"])
 
 
+def test_scratch_starts_from_the_resolved_finetune_recipe(demo):
+    cfg = demo | {
+        "finetune": {"epochs": 20, "base_lr": 6e-4, "by_dataset": {"flair2": {"epochs": 50}}},
+        "scratch": {"base_lr": 1e-4, "by_dataset": {"treesatai_ts": {"epochs": 7}}},
+    }
+    flair = step_job(cfg, "scratch", dataset="flair2")["phase"]
+    assert flair == {"epochs": 50, "base_lr": 1e-4}  # finetune's by_dataset, scratch's lr
+    assert step_job(cfg, "scratch", dataset="treesatai_ts")["phase"]["epochs"] == 7
+    assert step_job(cfg, "finetune", dataset="flair2")["phase"]["base_lr"] == 6e-4
+    with pytest.raises(ValueError, match="scratch"):
+        validate_config(cfg | {"scratch": {"epochs": "ten"}})
+
+
 def test_defaults_are_filled_and_every_violation_is_listed():
     cfg = validate_config({"datasets": ["treesatai_ts"], "sources": {}})
     assert cfg["seeds"] == [0] and cfg["variants"] == "config/variants.tsv"

@@ -75,7 +75,7 @@ rule train_scratch:
         **_downstream_outputs("scratch"),
     params:
         job=lambda wc: job(
-            store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc), dataset=wc.dataset
+            store_of(wc), "model", "runtime", phase="scratch", cell=cell_of(wc), dataset=wc.dataset
         ),
         out_dir=lambda wc, output: os.path.dirname(output.model),
         launch=launcher,
