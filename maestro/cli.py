@@ -82,13 +82,14 @@ def _runtime(args: argparse.Namespace, job: dict[str, Any]):
 
 def cmd_generate_demo(args: argparse.Namespace) -> None:
     """Write a demo raw dataset in the real distribution format."""
-    from maestro.data.demo import DemoConfig, generate
+    from maestro.data.demo import DemoConfig, generate, is_demo_root
     from maestro.experiment import job_catalog
-    from maestro.utils.atomic import atomic_path
+    from maestro.utils.atomic import atomic_path, check_replaceable
 
     job = _job(args.job)
     store = job_catalog(job).store(args.store)
     cfg = DemoConfig(**(job.get("demo") or {}))
+    check_replaceable(args.out, is_demo_root, "demo dataset written by maestro generate-demo")
     with atomic_path(args.out) as tmp:
         generate(store, tmp, cfg)
     log.info("demo %s written to %s", args.store, args.out)

@@ -78,3 +78,21 @@ def test_convert_reports_bad_input_and_leaves_nothing(tmp_path):
     assert res.returncode == 2
     assert victim.name in res.stderr and "Traceback" not in res.stderr
     assert not out.exists() and not list(tmp_path.glob(".out.zarr*"))
+
+
+def test_generate_demo_replaces_only_a_demo_it_wrote(tmp_path):
+    from maestro.data.demo import DEMO_MARKER
+
+    job = json.dumps({"demo": {"n_train": 1, "n_val": 1, "n_test": 1,
+                               "acquisitions": {"s2": 4, "s1_asc": 2, "s1_des": 2}}})  # fmt: skip
+    args = ["generate-demo", "--store", "treesatai_ts", "--job", job, "--out"]
+    out = tmp_path / "demo"
+    assert main([*args, str(out)]) == 0
+    assert json.loads((out / DEMO_MARKER).read_text())["store"] == "treesatai_ts"
+    assert main([*args, str(out)]) == 0  # its own output: replaced
+    user = tmp_path / "raw"
+    user.mkdir()
+    (user / "data.h5").write_text("real data")
+    assert main([*args, str(user)]) == 2
+    assert [p.name for p in user.iterdir()] == ["data.h5"]
+    assert not list(tmp_path.glob(".raw*"))  # nothing half-written beside it

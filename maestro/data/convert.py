@@ -41,6 +41,7 @@ import zarr
 from maestro import __version__
 from maestro.data.convert_shards import RunningStats, ShardJob, read_marker, run_shards
 from maestro.data.errors import RawFormatError
+from maestro.data.manifest import MANIFEST_NAME
 from maestro.data.sample import RawReader
 from maestro.data.tile_index import TILE_INDEX_NAME, build_tile_index, write_tile_index
 from maestro.data.validate import order_refs, padded_dates, validate_sample
@@ -56,7 +57,7 @@ from maestro.data.zarr_store import (
     write_manifest,
 )
 from maestro.datasets.spec import to_dict
-from maestro.utils.atomic import write_json
+from maestro.utils.atomic import check_replaceable, write_json
 
 __all__ = [
     "RunningStats",
@@ -81,6 +82,19 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+#: Entries of a conversion's work directory (``<out>.partial``).
+WORK_ENTRIES = frozenset({"fingerprint.json", "store", "shards"})
+
+
+def _is_store(path: Path) -> bool:
+    """A Zarr store that :func:`convert` wrote (it carries the maestro manifest)."""
+    return (path / MANIFEST_NAME).is_file()
+
+
+def _is_work(path: Path) -> bool:
+    return {p.name for p in path.iterdir()} <= WORK_ENTRIES
 
 
 def _fingerprint(job: ShardJob, tmax: dict[str, int]) -> str:
@@ -236,12 +250,15 @@ def convert(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     store, root, out = reader.store, Path(reader.root), Path(out)
+    work = work_dir(out)
+    # before any work: replacing `out` or `<out>.partial` must not delete anything but ours
+    check_replaceable(out, _is_store, "Zarr store written by maestro convert", inputs=[root])
+    check_replaceable(work, _is_work, "conversion work directory", inputs=[root])
     refs = order_refs(list(reader.index()), store, root)
     if not refs:
         raise RawFormatError(root, "at least one sample in the index", "none")
     tmax = padded_dates(refs, store, root)
     id_width = max(len(r.sample_id.encode("utf-8")) for r in refs)
-    work = work_dir(out)
     job = ShardJob(
         reader=reader,
         refs=refs,

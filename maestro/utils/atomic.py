@@ -9,9 +9,13 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+
+class RefusedOutputError(ValueError):
+    """An output path holds something this program did not write (it would be deleted)."""
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -23,6 +27,43 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def check_replaceable(
+    final: str | os.PathLike[str],
+    owned: Callable[[Path], bool],
+    what: str,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> None:
+    """Refuse an output path whose replacement would delete data this program did not write.
+
+    ``final`` may be absent, an empty directory, or a directory that ``owned`` recognises as
+    a previous output (``what`` names it in the message). It must never be, or contain, one
+    of ``inputs`` (e.g. ``--out`` equal to the raw root). Raises :class:`RefusedOutputError`
+    naming the path, what was expected and what was found; nothing is touched.
+    """
+    final = Path(final)
+    target = final.resolve()
+    for inp in inputs:
+        src = Path(inp).resolve()
+        if src == target or target in src.parents:
+            raise RefusedOutputError(
+                f"{final}: the output would replace the input {inp} (it contains it); "
+                "choose another output path"
+            )
+    if not (final.exists() or final.is_symlink()):
+        return
+    if final.is_symlink() or not final.is_dir():
+        raise RefusedOutputError(
+            f"{final}: expected no file there or a {what}, found a "
+            f"{'symbolic link' if final.is_symlink() else 'file'}; refusing to replace it"
+        )
+    if next(final.iterdir(), None) is None or owned(final):
+        return
+    raise RefusedOutputError(
+        f"{final}: expected an empty directory or a {what}, found a directory of other "
+        "files; refusing to replace it (remove it yourself, or choose another output path)"
+    )
 
 
 @contextlib.contextmanager

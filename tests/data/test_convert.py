@@ -155,3 +155,31 @@ def test_running_stats_merges_exactly() -> None:
         np.testing.assert_allclose(acc.as_attrs()["std"][b], v.std(), rtol=1e-9)
     empty = RunningStats(1).as_attrs()
     assert empty == {"mean": [None], "std": [None], "count": [0]}
+
+
+def test_refuses_to_replace_the_input_or_a_foreign_directory(tmp_path: Path) -> None:
+    from maestro.utils.atomic import RefusedOutputError
+
+    reader = FakeReader(small_store("pastis_hd"), 2, 1, 1)
+    with pytest.raises(RefusedOutputError, match="would replace the input"):
+        convert(reader, reader.root, shard_samples=2)
+    with pytest.raises(RefusedOutputError, match="would replace the input"):
+        convert(reader, Path(reader.root).parent, shard_samples=2)
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep")
+    with pytest.raises(RefusedOutputError, match="not|refusing"):
+        convert(reader, user, shard_samples=2)
+    partial = tmp_path / "x.zarr.partial"  # a foreign folder where the work directory goes
+    partial.mkdir()
+    (partial / "notes.txt").write_text("keep")
+    with pytest.raises(RefusedOutputError, match="conversion work directory"):
+        convert(reader, tmp_path / "x.zarr", shard_samples=2)
+    assert (user / "notes.txt").read_text() == "keep" and (partial / "notes.txt").is_file()
+    assert not (tmp_path / "x.zarr").exists()
+    # a store this program wrote is replaced
+    (partial / "notes.txt").unlink()
+    convert(reader, tmp_path / "x.zarr", shard_samples=2)
+    again = FakeReader(small_store("pastis_hd"), 2, 1, 1, seed=1)
+    convert(again, tmp_path / "x.zarr", shard_samples=2)
+    assert Store(tmp_path / "x.zarr").n_samples == 4

@@ -35,3 +35,31 @@ def test_nothing_written_is_an_error(tmp_path):
     assert not (tmp_path / "y").exists()
     write_json(tmp_path / "j.json", {"b": 1, "a": 2})
     assert (tmp_path / "j.json").read_text().startswith('{\n  "a": 2')
+
+
+def test_check_replaceable_refuses_what_it_did_not_write(tmp_path):
+    from maestro.utils.atomic import RefusedOutputError, check_replaceable
+
+    def ours(p):
+        return (p / "mark").is_file()
+
+    check_replaceable(tmp_path / "absent", ours, "store")  # nothing there
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty", ours, "store")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "mark").write_text("")
+    check_replaceable(tmp_path / "old", ours, "store")  # a previous output
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.tex").write_text("years of work")
+    with pytest.raises(RefusedOutputError, match=r"user: expected an empty directory or a store"):
+        check_replaceable(user, ours, "store")
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(RefusedOutputError, match="found a file"):
+        check_replaceable(tmp_path / "f.txt", ours, "store")
+    # never the input, nor a folder holding it, even when it looks like a previous output
+    with pytest.raises(RefusedOutputError, match="would replace the input"):
+        check_replaceable(tmp_path / "old", ours, "store", inputs=[tmp_path / "old"])
+    with pytest.raises(RefusedOutputError, match="would replace the input"):
+        check_replaceable(tmp_path, ours, "store", inputs=[tmp_path / "old" / "sub"])
+    assert (user / "thesis.tex").read_text() == "years of work"

@@ -7,7 +7,9 @@ run on it. Pixels come from :mod:`maestro.data.demo.world` (known, learnable str
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,19 @@ class DemoConfig:
     seed: int = 0
 
 
+#: Written last in every demo root: what made it (``maestro generate-demo`` replaces only
+#: a directory that has it).
+DEMO_MARKER = ".maestro_demo.json"
+
+
+def is_demo_root(path: str | Path) -> bool:
+    """Whether ``path`` is a demo dataset that :func:`generate` wrote."""
+    return (Path(path) / DEMO_MARKER).is_file()
+
+
 def generate(store: StoreSpec, root: str | Path, cfg: DemoConfig) -> None:
     """Write the demo raw dataset of ``store`` under ``root`` (created; must not exist)."""
     module = importlib.import_module(f"maestro.data.demo.{store.name}")
     module.write(Path(root), store, cfg)
+    record = {"store": store.name, "config": dataclasses.asdict(cfg)}
+    (Path(root) / DEMO_MARKER).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -35,6 +35,7 @@ from einops import rearrange
 from rasterio.crs import CRS
 
 from maestro.data import dates as D
+from maestro.data.cast import to_storage
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.flair_hub import FOLDER_TOKENS
@@ -180,16 +181,10 @@ def _read_tif(
         raise RawFormatError(path, "a GeoTIFF", "no such file")
     try:
         with rasterio.open(path) as src:
-            count, size, found_dtype = src.count, (src.height, src.width), src.dtypes[0]
+            count, size = src.count, (src.height, src.width)
             found_crs, bounds = src.crs, tuple(src.bounds)
             check(count == bands, path, f"{bands} bands{why}", f"{count} bands")
             check(size == shape, path, f"{shape[0]}x{shape[1]} pixels", f"{size[0]}x{size[1]}")
-            check(
-                np.can_cast(found_dtype, dtype, casting="safe"),
-                path,
-                f"dtype {dtype} (or a type that casts to it losslessly)",
-                found_dtype,
-            )
             if crs:
                 check(
                     found_crs is not None and found_crs == CRS.from_user_input(crs),
@@ -201,7 +196,7 @@ def _read_tif(
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
-    return data.astype(dtype, copy=False), bounds  # type: ignore[return-value]
+    return to_storage(data, dtype, path), bounds  # type: ignore[return-value]
 
 
 class Reader:

@@ -32,6 +32,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 
+from maestro.data.cast import to_storage
 from maestro.data.dates import as_array, date_dict, parse_yyyymmdd
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
@@ -78,16 +79,15 @@ def _load_npy(path: Path) -> np.ndarray:
         raise RawFormatError(path, "a readable .npy array", f"{type(err).__name__}: {err}") from err
 
 
-def _as_dtype(arr: np.ndarray, dtype: str, path: Path) -> np.ndarray:
-    """Copy ``arr`` out of its memory map in the declared storage dtype (same kind only)."""
-    check(
-        np.can_cast(arr.dtype, np.dtype(dtype), "same_kind"),
-        path,
-        f"dtype {dtype} (or a dtype of the same kind)",
-        arr.dtype,
-    )
+def _as_dtype(
+    arr: np.ndarray, dtype: str, path: Path, bands: tuple[str, ...] | None = None
+) -> np.ndarray:
+    """Copy ``arr`` out of its memory map in the declared storage dtype
+    (:func:`maestro.data.cast.to_storage`: values that do not fit are an error)."""
     try:
-        return np.array(arr, dtype=dtype)
+        return to_storage(arr, dtype, path, bands)
+    except RawFormatError:
+        raise
     except (ValueError, OSError) as err:  # a mapped page that cannot be read
         raise RawFormatError(path, "a readable .npy array", f"{type(err).__name__}: {err}") from err
 
@@ -206,7 +206,7 @@ class Reader:
             found = f"{arr.shape[1]} channels"
             check(arr.shape[1] == n_bands, path, f"{n_bands} channels {spec.bands}", found)
             check(arr.shape[2:] == (px, px), path, f"{px} x {px} pixels", arr.shape[2:])
-            rasters[name] = _as_dtype(arr, spec.dtype, path)
+            rasters[name] = _as_dtype(arr, spec.dtype, path, spec.bands)
             dates[name] = d
         rasters["spot"], bounds = self._read_spot(pid)
         if self.store.ref_date is None:

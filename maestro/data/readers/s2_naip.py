@@ -51,6 +51,7 @@ from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 
 from maestro.data import dates as D
+from maestro.data.cast import to_storage
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
@@ -218,20 +219,13 @@ def _read_tif(
             check(src.count == bands, path, f"{bands} bands{why}", f"{src.count} bands")
             size = (src.height, src.width)
             check(size == (px, px), path, f"{px}x{px} pixels", f"{size[0]}x{size[1]}")
-            found = src.dtypes[0]
-            check(
-                np.can_cast(found, dtype, casting="safe"),
-                path,
-                f"dtype {dtype} (or a type that casts to it losslessly)",
-                found,
-            )
             check(src.crs is not None, path, "a CRS (the tile's UTM zone)", "no CRS")
             bounds, crs = tuple(src.bounds), src.crs
             data = src.read()
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
-    return data.astype(dtype, copy=False), bounds, crs  # type: ignore[return-value]
+    return to_storage(data, dtype, path), bounds, crs  # type: ignore[return-value]
 
 
 def crs_name(crs: CRS) -> str:

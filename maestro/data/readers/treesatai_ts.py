@@ -28,6 +28,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from maestro.data.dates import as_array, parse_yyyymmdd, product_date
+from maestro.data.cast import to_storage
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.spec import SPLITS, StoreSpec
@@ -233,7 +234,6 @@ class Reader:
         try:
             with rasterio.open(path) as src:
                 check(src.count == n_bands, path, f"{n_bands} bands {spec.bands}", src.count)
-                check(src.dtypes[0] == spec.dtype, path, f"dtype {spec.dtype}", src.dtypes[0])
                 check(
                     src.width >= px and src.height >= px,
                     path,
@@ -259,7 +259,7 @@ class Reader:
             raise RawFormatError(
                 path, "a readable GeoTIFF", f"{type(err).__name__}: {err}{cause}"
             ) from err
-        return data[None], bounds
+        return to_storage(data, spec.dtype, path, spec.bands)[None], bounds
 
     def _check_crs(self, crs: CRS | None, path: Path) -> None:
         if not self.store.crs:
@@ -283,7 +283,6 @@ class Reader:
         spec = self.store.modality(mod)
         ds = _dataset(f, f"{H5_PREFIX[mod]}-data", path)
         self._check_series_shape(ds.shape, mod, ds.name, path)
-        check(ds.dtype == np.dtype(spec.dtype), path, f"{ds.name} dtype {spec.dtype}", ds.dtype)
         names_ds = _dataset(f, f"{H5_PREFIX[mod]}-products", path)
         check(
             names_ds.shape == (ds.shape[0],),
@@ -291,7 +290,7 @@ class Reader:
             f"{names_ds.name} of shape ({ds.shape[0]},)",
             names_ds.shape,
         )
-        data = _load(ds, path)
+        data = to_storage(_load(ds, path), spec.dtype, path, spec.bands)
         dates = []
         for name in _load(names_ds, path):
             try:

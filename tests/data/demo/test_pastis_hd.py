@@ -244,7 +244,8 @@ def test_deterministic(tmp_path: Path) -> None:
     files = sorted(
         p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
     )
-    assert len(files) == 3 * 5 + 8  # 5 per patch + metadata, 3 CSVs, 3 NORM, label names
+    # 5 per patch + metadata, 3 CSVs, 3 NORM, label names, the demo marker
+    assert len(files) == 3 * 5 + 8 + 1
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     s2 = sorted((tmp_path / "a" / "DATA_S2").iterdir())[0].name

@@ -86,7 +86,8 @@ def test_split_csvs_and_names(demo: Path) -> None:
     assert len(zones) == len(names)  # up to 10 tiles: one city per UTM zone
     assert zones <= set(range(32610, 32620))
     assert sorted(p.name for p in demo.iterdir()) == [
-        "dates", "naip", "sentinel1", "sentinel2", "test.csv", "train.csv", "val.csv",
+        ".maestro_demo.json", "dates", "naip", "sentinel1", "sentinel2", "test.csv",
+        "train.csv", "val.csv",
     ]  # fmt: skip
 
 

@@ -242,3 +242,25 @@ def test_torchgeo_pastis_r_sample_is_rejected(realdata: Path, tmp_path: Path) ->
     with pytest.raises(RawFormatError, match="'id' property") as err:
         Reader(_store(320), root).index()
     assert err.value.path == str(root / "metadata.geojson")
+
+
+@pytest.mark.parametrize(
+    ("modality", "dtype", "value", "band"),
+    [("s2", np.int32, 40000, "B8"), ("s1_asc", np.float64, 1e6, "VH")],
+)
+def test_values_beyond_the_storage_dtype_are_an_error(
+    demo: Path, modality: str, dtype: type, value: float, band: str
+) -> None:
+    pid = _first(demo)
+    path = demo / SERIES[modality].format(pid)
+    arr = np.load(path).astype(dtype)
+    store = _store()
+    c = store.modality(modality).bands.index(band)
+    reader = Reader(store, demo)
+    np.save(path, arr)  # a wider dtype whose values fit: read as before
+    assert reader.read(reader.index()[0]).rasters[modality].dtype == store.modality(modality).dtype
+    arr[0, c, 0, 0] = value
+    np.save(path, arr)
+    with pytest.raises(RawFormatError, match=f"in band {band} \\(date 0\\)") as err:
+        reader.read(reader.index()[0])
+    assert err.value.path == str(path) and str(value).rstrip("0").rstrip(".") in err.value.found
