@@ -160,6 +160,17 @@ class MaestroDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tiles) * self.repeats**2
 
+    def require(self, need: int, purpose: str) -> None:
+        """Raise ``ValueError`` unless the split(s) hold at least ``need`` items, naming the
+        store, the split(s) and the split scheme (checked before any training)."""
+        if len(self) < need:
+            splits = " + ".join(self.splits)
+            raise ValueError(
+                f"{self.store_path}: split {splits} of {self.dataset.name} (scheme "
+                f"{self.dataset.split_scheme!r}) has {len(self)} item(s); {purpose} needs at "
+                f"least {need}"
+            )
+
     def set_epoch(self, epoch: int) -> None:
         """Select the random stream of ``epoch`` (crops, dates, flips)."""
         self.epoch = int(epoch)

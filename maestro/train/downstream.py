@@ -211,6 +211,9 @@ def run_downstream(
     train_ds = MaestroDataset(store_path, dataset, ("train",), True, seed, in_memory=mem)
     val_ds = MaestroDataset(store_path, dataset, ("val",), False, seed, in_memory=mem)
     test_ds = MaestroDataset(store_path, dataset, ("test",), False, seed, in_memory=mem)
+    train_ds.require(d.world, f"{mode} (one training item per rank)")
+    val_ds.require(1, f"{mode} (the epoch kept is the best on val)")
+    test_ds.require(1, f"{mode} (the test metrics)")
     batch = min(phase.batch_size, len(train_ds) // d.world)
     eval_batch = phase.eval_batch_size or batch
     steps = steps_per_epoch(len(train_ds) // d.world, batch, phase.max_steps_per_epoch)

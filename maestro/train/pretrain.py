@@ -58,6 +58,7 @@ def run_pretrain(
         store_path, dataset, dataset.pretrain_splits, train=True, seed=seed,
         in_memory=phase.in_memory,
     )  # fmt: skip
+    train_ds.require(d.world, "pretraining (one item per rank)")
     model = build_mae(model_cfg, dataset, norm_groups).to(runtime.device)
     if runtime.compile:
         model.compile_blocks()
@@ -167,13 +168,20 @@ def _train_epoch(
 def reconstruction_example(
     model: MAESTRO, store_path: str | Path, dataset: DatasetSpec, seed: int, runtime: Runtime
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Masked input, reconstruction and target of the first test crop, per modality.
+    """Masked input, reconstruction and target of the first test crop (of the first val or
+    train crop when the store has no test split), per modality.
 
     Arrays are ``(T, C, H, W)`` in token channel order (``bands`` gives the names). The
     reconstruction puts the model's prediction, de-normalized with each target patch's own
     statistics (as in MAE figures), on the masked patches and the input on visible ones.
     """
-    ds = MaestroDataset(store_path, dataset, ("test",), train=False, seed=seed)
+    for split in ("test", "val", "train"):  # the first test crop, else the first of another
+        ds = MaestroDataset(store_path, dataset, (split,), train=False, seed=seed)
+        if len(ds):
+            break
+        log.warning("%s: split %s of %s is empty; example from the next", store_path, split,
+                    dataset.name)  # fmt: skip
+    ds.require(1, "the reconstruction example")
     item = ds[0]
     batch = to_device({k: _unsqueeze(v) for k, v in item.items()}, runtime.device)
     model.eval()

@@ -224,3 +224,33 @@ def test_random_init_probe_is_a_probe_of_fresh_weights(small_stores, catalog_sma
             "finetune", store, ds, job_phase("finetune", j), 0, tmp_path / "y", RT,
             model_cfg=model_config(j), random_init=True,
         )  # fmt: skip
+
+
+def test_empty_splits_are_named_before_any_training(catalog_small, tmp_path):
+    from maestro.data.convert import convert
+    from tests.data.fakes import FakeReader, small_store
+
+    ds = catalog_small.dataset("treesatai_ts")
+    no_test = tmp_path / "no_test.zarr"  # like the real TreeSatAI-TS sample converted alone
+    convert(FakeReader(small_store("treesatai_ts"), 4, 2, 0, seed=3, tlim=(2, 4)), no_test, 4)
+    # pretraining needs no test split: its reconstruction example comes from val
+    out = _pretrain(no_test, ds, tmp_path / "pt", epochs=1)
+    assert out["epochs"] == 1 and (tmp_path / "pt" / "reconstruction.npz").is_file()
+    j = job({"epochs": 1, "batch_size": 4, "base_lr": 1e-3})
+    with pytest.raises(ValueError, match=r"no_test.zarr: split test of treesatai_ts .* 0 item"):
+        run_downstream(
+            "scratch", no_test, ds, job_phase("finetune", j), 0, tmp_path / "s", RT,
+            model_cfg=model_config(j),
+        )  # fmt: skip
+    assert not (tmp_path / "s" / "model.pt").exists()
+    no_val = tmp_path / "no_val.zarr"
+    convert(FakeReader(small_store("treesatai_ts"), 4, 0, 2, seed=3, tlim=(2, 4)), no_val, 4)
+    with pytest.raises(ValueError, match=r"split val .*the epoch kept is the best on val"):
+        run_downstream(
+            "scratch", no_val, ds, job_phase("finetune", j), 0, tmp_path / "v", RT,
+            model_cfg=model_config(j),
+        )  # fmt: skip
+    only_test = tmp_path / "only_test.zarr"
+    convert(FakeReader(small_store("treesatai_ts"), 0, 0, 2, seed=3, tlim=(2, 4)), only_test, 4)
+    with pytest.raises(ValueError, match=r"split train( \+ val)? of treesatai_ts .*pretraining"):
+        _pretrain(only_test, ds, tmp_path / "p2", epochs=1)
