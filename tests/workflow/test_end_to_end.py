@@ -110,3 +110,27 @@ def test_pipeline_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     html = (wd / "report.html").read_text(errors="ignore")
     assert "table1.md" in html and "ablations.png" in html and "Intra-dataset results" in html
+
+
+def test_paths_with_spaces(tmp_path):
+    """A raw root and a working directory whose paths contain spaces: every rule's shell
+    command quotes its paths (convert, band analysis and the reference rows run for real)."""
+    from maestro.data.demo import DemoConfig, generate
+    from maestro.datasets import catalog
+
+    cfg = tiny_config(tmp_path)
+    overrides = cfg["overrides"]
+    raw = tmp_path / "my data" / "Tree Sat"
+    demo = cfg["sources"]["treesatai_ts"]["demo"]
+    generate(catalog(overrides).store("treesatai_ts"), raw, DemoConfig(**demo))
+    cfg["sources"] = {"treesatai_ts": {"kind": "path", "root": str(raw)}}
+    wd = tmp_path / "work dir"
+    targets = ["results/analysis/treesatai_ts/band_groups.json",
+               "results/reference/treesatai_ts/trivial/metrics.json"]  # fmt: skip
+    dry = snakemake(wd, cfg, "-n", "-p", *targets)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    res = snakemake(wd, cfg, *targets)
+    assert res.returncode == 0, res.stderr[-4000:]
+    metrics = json.loads((wd / targets[1]).read_text())
+    assert metrics["test"]["items"] == demo["n_test"]
+    assert json.loads((wd / targets[0]).read_text())  # the analysis ran on the converted store

@@ -23,5 +23,5 @@ rule band_groups:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{MAESTRO} analyze-bands --store-path {input.store} --out-json {output.groups}"
-        " --out-png {output.figure} --job {params.job:q} > {log} 2>&1"
+        "{MAESTRO} analyze-bands --store-path {input.store:q} --out-json {output.groups:q}"
+        " --out-png {output.figure:q} --job {params.job:q} > {log:q} 2>&1"

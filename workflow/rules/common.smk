@@ -3,6 +3,7 @@
 
 import json
 import re
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -41,7 +42,8 @@ for _d in PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]:
         raise WorkflowError(f"invalid configuration: {_d} has no task; use it as a transfer source")
 
 #: How the package is invoked: the interpreter running Snakemake (the project's venv).
-MAESTRO = f"{sys.executable} -m maestro.cli"
+#: The package's CLI under this interpreter (quoted: a venv path may contain spaces).
+MAESTRO = f"{shlex.quote(sys.executable)} -m maestro.cli"
 #: Threads of a training job (``runtime.threads``; the demo runs one-thread jobs side by side).
 TRAIN_THREADS = int(config.get("runtime", {}).get("threads", 4))
 
@@ -111,7 +113,7 @@ def band_groups_input(wildcards):
 
 
 def band_groups_arg(wildcards, input):
-    return f"--band-groups {input.groups}" if "groups" in input.keys() else ""
+    return f"--band-groups {shlex.quote(input.groups)}" if "groups" in input.keys() else ""
 
 
 def finetune_init(wildcards):
@@ -208,5 +210,5 @@ def launcher(wildcards, resources):
     n = gpu_count(wildcards, resources)
     if n <= 1:
         return MAESTRO
-    torchrun = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node={n}"
+    torchrun = f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node={n}"
     return f"{torchrun} -m maestro.cli"

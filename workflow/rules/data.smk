@@ -15,7 +15,7 @@ rule generate_demo:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{MAESTRO} generate-demo --store {wildcards.store} --out {output} --job {params.job:q} > {log} 2>&1"
+        "{MAESTRO} generate-demo --store {wildcards.store} --out {output:q} --job {params.job:q} > {log:q} 2>&1"
 
 
 rule download:
@@ -37,8 +37,8 @@ rule download:
     shell:
         # the raw files live beside the record, outside the declared output: an interrupted
         # download keeps its .part files and resumes on the next run
-        "{MAESTRO} download --manifest {params.manifest} --out {params.root} {params.unpinned}"
-        " > {log} 2>&1"
+        "{MAESTRO} download --manifest {params.manifest:q} --out {params.root:q} {params.unpinned}"
+        " > {log:q} 2>&1"
 
 
 rule convert:
@@ -58,5 +58,5 @@ rule convert:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{MAESTRO} convert --store {wildcards.store} --raw {params.raw} --out {output}"
-        " --workers {threads} --job {params.job:q} > {log} 2>&1"
+        "{MAESTRO} convert --store {wildcards.store} --raw {params.raw:q} --out {output:q}"
+        " --workers {threads} --job {params.job:q} > {log:q} 2>&1"

@@ -34,9 +34,9 @@ rule probe:
         runtime=lambda wc, attempt: 240 * attempt,
     shell:
         "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
-        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
         " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
-        " --job {params.job:q} > {log} 2>&1"
+        " --job {params.job:q} > {log:q} 2>&1"
 
 
 rule finetune_model:
@@ -63,9 +63,9 @@ rule finetune_model:
         runtime=lambda wc, attempt: 480 * attempt,
     shell:
         "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
-        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
         " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
-        " --job {params.job:q} > {log} 2>&1"
+        " --job {params.job:q} > {log:q} 2>&1"
 
 
 rule train_scratch:
@@ -91,8 +91,8 @@ rule train_scratch:
         runtime=lambda wc, attempt: 480 * attempt,
     shell:
         "{params.launch} downstream --mode scratch --dataset {wildcards.dataset}"
-        " --store-path {input.store} --out-dir {params.out_dir} --seed {wildcards.seed}"
-        " --threads {threads} --gpus {params.gpus} --job {params.job:q} > {log} 2>&1"
+        " --store-path {input.store:q} --out-dir {params.out_dir:q} --seed {wildcards.seed}"
+        " --threads {threads} --gpus {params.gpus} --job {params.job:q} > {log:q} 2>&1"
 
 
 rule probe_random:
@@ -118,5 +118,5 @@ rule probe_random:
         runtime=lambda wc, attempt: 240 * attempt,
     shell:
         "{params.launch} downstream --mode probe --random-init --dataset {wildcards.dataset}"
-        " --store-path {input.store} --out-dir {params.out_dir} --seed {wildcards.seed}"
-        " --threads {threads} --gpus {params.gpus} --job {params.job:q} > {log} 2>&1"
+        " --store-path {input.store:q} --out-dir {params.out_dir:q} --seed {wildcards.seed}"
+        " --threads {threads} --gpus {params.gpus} --job {params.job:q} > {log:q} 2>&1"

@@ -29,6 +29,6 @@ rule pretrain_mae:
         mem_mb=16000,
         runtime=lambda wc, attempt: 600 * attempt,
     shell:
-        "{params.launch} pretrain --dataset {wildcards.dataset} --store-path {input.store}"
-        " --out-dir {params.out_dir} --seed {wildcards.seed} --threads {threads}"
-        " --gpus {params.gpus} {params.groups} --job {params.job:q} > {log} 2>&1"
+        "{params.launch} pretrain --dataset {wildcards.dataset} --store-path {input.store:q}"
+        " --out-dir {params.out_dir:q} --seed {wildcards.seed} --threads {threads}"
+        " --gpus {params.gpus} {params.groups} --job {params.job:q} > {log:q} 2>&1"

@@ -22,4 +22,4 @@ rule reference:
         runtime=30,
     shell:
         "{MAESTRO} reference --kind {wildcards.kind} --dataset {wildcards.dataset}"
-        " --store-path {input.store} --out {output.metrics} --job {params.job:q} > {log} 2>&1"
+        " --store-path {input.store:q} --out {output.metrics:q} --job {params.job:q} > {log:q} 2>&1"

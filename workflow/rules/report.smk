@@ -36,8 +36,8 @@ rule tables_all:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-tables --metrics {input.metrics} --reference {params.reference}"
-        " --out-dir results/tables > {log} 2>&1"
+        "{MAESTRO} report-tables --metrics {input.metrics:q} --reference {params.reference:q}"
+        " --out-dir results/tables > {log:q} 2>&1"
 
 
 rule signal_check:
@@ -59,7 +59,7 @@ rule signal_check:
     shell:
         # the report of the margins; `maestro check-signal` without --no-fail is the strict check
         "{MAESTRO} check-signal --config-json {params.config:q} --results results"
-        " --out results/tables/signal --no-fail > {log} 2>&1"
+        " --out results/tables/signal --no-fail > {log:q} 2>&1"
 
 
 rule table_compute:
@@ -78,7 +78,7 @@ rule table_compute:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-compute --results results --out results/tables/compute > {log} 2>&1"
+        "{MAESTRO} report-compute --results results --out results/tables/compute > {log:q} 2>&1"
 
 
 rule figure_pretrain_loss:
@@ -96,7 +96,7 @@ rule figure_pretrain_loss:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind loss --inputs {input.histories} --out {output} > {log} 2>&1"
+        "{MAESTRO} report-figures --kind loss --inputs {input.histories:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_ablations:
@@ -111,7 +111,7 @@ rule figure_ablations:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind ablation --inputs {input} --out {output} > {log} 2>&1"
+        "{MAESTRO} report-figures --kind ablation --inputs {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_reconstruction:
@@ -130,8 +130,8 @@ rule figure_reconstruction:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind reconstruction --inputs {input} --out {output}"
-        " --title {params.title:q} > {log} 2>&1"
+        "{MAESTRO} report-figures --kind reconstruction --inputs {input:q} --out {output:q}"
+        " --title {params.title:q} > {log:q} 2>&1"
 
 
 rule figure_segmentation:
@@ -150,5 +150,5 @@ rule figure_segmentation:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind segmentation --inputs {params.npz} --out {output}"
-        " --title {params.title:q} > {log} 2>&1"
+        "{MAESTRO} report-figures --kind segmentation --inputs {params.npz:q} --out {output:q}"
+        " --title {params.title:q} > {log:q} 2>&1"

@@ -40,9 +40,9 @@ rule transfer_probe:
         runtime=lambda wc, attempt: 240 * attempt,
     shell:
         "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
-        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
         " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
-        " --job {params.job:q} > {log} 2>&1"
+        " --job {params.job:q} > {log:q} 2>&1"
 
 
 rule transfer_finetune:
@@ -67,6 +67,6 @@ rule transfer_finetune:
         runtime=lambda wc, attempt: 480 * attempt,
     shell:
         "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
-        " --store-path {input.store} --init {input.init} --out-dir {params.out_dir}"
+        " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
         " --seed {wildcards.seed} --threads {threads} --gpus {params.gpus}"
-        " --job {params.job:q} > {log} 2>&1"
+        " --job {params.job:q} > {log:q} 2>&1"
