@@ -19,7 +19,7 @@ from maestro.data.download.errors import (
     TransferError,
     UnpinnedError,
 )
-from maestro.data.download.fetch import RECORD, download
+from maestro.data.download.fetch import PARTIAL_RECORD, RECORD, download
 from maestro.data.download.manifest import parse_manifest
 from tests.data.http_server import (
     FakeHub,
@@ -180,10 +180,14 @@ def test_corrupt_bytes_are_moved_aside_and_never_reused(hub, tmp_path):
     assert f"expected sha256 {sha(data)}, found {sha(bad)}" in msg
     assert (tmp_path / "a.bin.corrupt").read_bytes() == bad
     assert not (tmp_path / "a.bin").exists() and not (tmp_path / "a.bin.part").exists()
+    assert not (tmp_path / RECORD).exists()  # the rule's output: only on success
+    assert json.loads((tmp_path / PARTIAL_RECORD).read_text())["files"] == {}
     hub.requests.clear()
     download(manifest_for({"a.bin": data}), tmp_path, client=client_for(hub))
     assert "range" not in hub.requests_for("/a.bin")[0].headers
     assert (tmp_path / "a.bin").read_bytes() == data
+    assert "a.bin" in json.loads((tmp_path / RECORD).read_text())["files"]
+    assert not (tmp_path / PARTIAL_RECORD).exists()
 
 
 def test_404_names_the_repository_revision_and_path(hub, tmp_path):
@@ -194,6 +198,16 @@ def test_404_names_the_repository_revision_and_path(hub, tmp_path):
     assert f"dataset {REPO}, revision main, path missing.bin" in msg
     assert "HTTP 404" in msg and "EntryNotFound" in msg and "HF_TOKEN" in msg
     assert not (tmp_path / "missing.bin").exists()
+    assert not (tmp_path / RECORD).exists()
+
+
+def test_a_failed_file_leaves_no_record_and_the_verified_ones_in_the_partial(hub, tmp_path):
+    files = {"a.bin": FILES["a.bin"], "missing.bin": b"x"}
+    with pytest.raises(NotFoundError):
+        download(manifest_for(files), tmp_path, client=client_for(hub))
+    assert not (tmp_path / RECORD).exists()
+    partial = json.loads((tmp_path / PARTIAL_RECORD).read_text())["files"]
+    assert "missing.bin" not in partial and partial["a.bin"]["sha256"] == sha(FILES["a.bin"])
 
 
 def test_token_missing_refused_and_sent(tmp_path, monkeypatch):

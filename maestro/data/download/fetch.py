@@ -11,7 +11,9 @@ State under ``<root>/.download/`` (never read by the readers):
 ``<root>/download_manifest.json`` records, per target, the URL, repository, revision, path,
 size, sha256, time and how the hash was verified: ``pinned`` (the manifest's sha256), ``api``
 (an include glob expanded at download time: the Hub's LFS sha256) or ``tofu`` (unpinned,
-trust on first use: the hash was computed and recorded, not checked).
+trust on first use: the hash was computed and recorded, not checked). It is written only when
+every file is verified (the workflow's download rule declares it as its output); a failed run
+writes ``download_manifest.partial.json`` with the files it verified.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ from maestro.utils.atomic import write_json
 
 log = logging.getLogger(__name__)
 RECORD = "download_manifest.json"
+#: What a failed or interrupted run verified so far (the record is written only on success:
+#: it is the workflow's output, and its presence means "downloaded").
+PARTIAL_RECORD = "download_manifest.partial.json"
 
 
 @dataclass(frozen=True)
@@ -246,10 +251,16 @@ class _Run:
         return {**done, "extracted": extracted, "action": action, "downloaded_bytes": fetched or 0}
 
 
-def _write_record(root: Path, manifest: Manifest, client: HubClient, entries: list[dict]) -> Path:
-    path = root / RECORD
-    old = _read_json(path) or {}
-    files = old.get("files") if isinstance(old.get("files"), dict) else {}
+def _write_record(
+    root: Path, manifest: Manifest, client: HubClient, entries: list[dict], name: str = RECORD
+) -> Path:
+    """Write the record ``name`` with the files of earlier runs (complete or not) updated by
+    ``entries``."""
+    path = root / name
+    files: dict[str, Any] = {}
+    for earlier in (RECORD, PARTIAL_RECORD):
+        old = (_read_json(root / earlier) or {}).get("files")
+        files.update(old if isinstance(old, dict) else {})
     files.update({rec["target"]: rec for rec in entries})
     record = {
         "manifest": {"name": manifest.name, "file": manifest.origin},
@@ -277,7 +288,8 @@ def download(
 
     ``client`` defaults to ``HubClient()`` (``HF_ENDPOINT``, ``HF_TOKEN``); ``jobs`` files are
     transferred in parallel; ``progress`` shows a tqdm bar (default: when stderr is a terminal).
-    The record is written even when a file fails, for the files done so far.
+    The record (:data:`RECORD`) is written only when every file is verified; a failed or
+    interrupted run writes what it verified to :data:`PARTIAL_RECORD` instead.
     """
     if not isinstance(manifest, Manifest):
         manifest = load_manifest(manifest)
@@ -300,6 +312,7 @@ def download(
     )
     entries: list[dict[str, Any]] = []
     errors: list[BaseException] = []
+    complete = False
     try:
         if jobs <= 1:
             for p in planned:
@@ -320,9 +333,16 @@ def download(
                     cancel.set()
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
+        complete = not errors and len(entries) == len(planned)
     finally:
         bar.close()
-        record = _write_record(root, manifest, client, entries)
+        if complete:
+            record = _write_record(root, manifest, client, entries)
+            (root / PARTIAL_RECORD).unlink(missing_ok=True)
+        else:
+            partial = _write_record(root, manifest, client, entries, PARTIAL_RECORD)
+            log.error("download incomplete: %d of %d files verified (%s)", len(entries),
+                      len(planned), partial)  # fmt: skip
     for extra in errors[1:]:
         log.error("also failed: %s", extra)
     if errors:
