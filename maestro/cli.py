@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from maestro.data.errors import BusyError
+
 log = logging.getLogger("maestro")
 
 
@@ -530,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError, FileNotFoundError, BusyError) as err:
         if args.verbose:
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -26,21 +26,28 @@ shards have been converted, and leaves no ``out``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from maestro import __version__
 from maestro.data.convert_shards import RunningStats, ShardJob, read_marker, run_shards
-from maestro.data.errors import RawFormatError
+from maestro.data.errors import BusyError, RawFormatError
 from maestro.data.manifest import MANIFEST_NAME
 from maestro.data.sample import RawReader
 from maestro.data.tile_index import TILE_INDEX_NAME, build_tile_index, write_tile_index
@@ -69,6 +76,45 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def lock_path(out: str | os.PathLike[str]) -> Path:
+    """The lock file of a conversion to ``out``: ``.<name>.lock`` beside it, while it runs."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.lock")
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold the conversion lock of ``out`` (POSIX ``flock``, released if the process dies).
+
+    The file is removed on release; a process that locked a file that was removed meanwhile
+    (its inode is no longer at the path) does not hold the lock.
+    """
+    if fcntl is None:  # no flock (Windows): unlocked
+        yield
+        return
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    busy = BusyError(
+        f"{out}: another conversion to this path is running (it holds {path}); wait for it"
+    )
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        try:
+            if not path.exists() or path.stat().st_ino != os.fstat(fh.fileno()).st_ino:
+                raise busy
+            yield
+            path.unlink(missing_ok=True)
+        except BaseException:
+            if path.exists() and path.stat().st_ino == os.fstat(fh.fileno()).st_ino:
+                path.unlink()
+            raise
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def work_dir(out: str | os.PathLike[str]) -> Path:
@@ -241,6 +287,9 @@ def convert(
         ``{"path", "n_samples", "splits", "tmax", "shard_samples", "content_hash",
         "workers", "shards", "shards_reused"}``.
 
+    A conversion holds the lock :func:`lock_path` of ``out`` from start to end: a second
+    conversion to the same ``out`` stops at once with :class:`BusyError`.
+
     Raises:
         RawFormatError: a bad index, or a sample that does not match the StoreSpec (named
             with its modality); finished shards stay in ``<out>.partial`` for a rerun.
@@ -249,7 +298,15 @@ def convert(
         raise ValueError(f"shard_samples must be >= 1, got {shard_samples}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    store, root, out = reader.store, Path(reader.root), Path(out)
+    out = Path(out)
+    with _locked(out):
+        return _convert(reader, out, shard_samples, progress, workers)
+
+
+def _convert(
+    reader: RawReader, out: Path, shard_samples: int, progress: bool, workers: int
+) -> dict[str, Any]:
+    store, root = reader.store, Path(reader.root)
     work = work_dir(out)
     # before any work: replacing `out` or `<out>.partial` must not delete anything but ours
     check_replaceable(out, _is_store, "Zarr store written by maestro convert", inputs=[root])

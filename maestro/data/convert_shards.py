@@ -17,9 +17,14 @@ Memory: one shard's buffers and one sample per task, whatever the dataset size.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import pickle
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -233,8 +238,30 @@ def _attempt(job: ShardJob, k: int) -> ShardFailure | None:
 _JOB: ShardJob | None = None
 
 
-def _init_worker(job: ShardJob) -> None:
+def _die_with(parent: int) -> None:
+    """Make this worker exit when ``parent`` does (a killed ``convert`` leaves no orphan
+    converting, then hanging): the kernel's parent-death signal on Linux, and everywhere a
+    thread that watches the parent id."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _init_worker(job: ShardJob, parent: int) -> None:
     global _JOB
+    _die_with(parent)
     _JOB = job
 
 
@@ -279,7 +306,10 @@ def run_shards(
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(
-        min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=(job,)
+        min(workers, len(todo)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(job, os.getpid()),
     ) as pool:
         futures = {pool.submit(_pool_task, k): k for k in todo}
         try:

@@ -15,6 +15,10 @@ class RawFormatError(ValueError):
         super().__init__(f"{self.path}: expected {expected}, found {found}")
 
 
+class BusyError(RuntimeError):
+    """Another process holds the lock of an output (e.g. a conversion to the same store)."""
+
+
 def check(ok: bool, path: str | os.PathLike[str], expected: str, found: object) -> None:
     """Raise :class:`RawFormatError` unless ``ok``."""
     if not ok:

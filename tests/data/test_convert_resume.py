@@ -146,3 +146,75 @@ def test_small_arrays_come_from_the_markers(tmp_path: Path) -> None:
         assert store.ndates(i, "s2") == refs[sid].ndates["s2"]
         codes = {"train": 0, "val": 1, "test": 2}
         assert store.split_codes("default")[i] == codes[refs[sid].splits["default"]]
+
+
+SLOW_CONVERT = """
+import os, sys, time
+from pathlib import Path
+from maestro.data.convert import convert
+from tests.data.fakes import FakeReader, small_store
+
+class Slow(FakeReader):
+    def read(self, ref):
+        (Path(sys.argv[2]) / str(os.getpid())).touch()  # this worker is alive
+        time.sleep(0.5)
+        return super().read(ref)
+
+convert(Slow(small_store("pastis_hd"), 8, 4, 4), sys.argv[1], shard_samples=2, workers=2)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.workflow.conftest import REPO
+
+    pids, out = tmp_path / "pids", tmp_path / "x.zarr"
+    pids.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_CONVERT, str(out), str(pids)], env=env)
+    deadline = time.time() + 60
+    while len(list(pids.iterdir())) < 2 and time.time() < deadline:  # both workers reading
+        time.sleep(0.1)
+    workers = {int(p.name) for p in pids.iterdir()} - {proc.pid}
+    assert workers, "no worker started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    orphans = [w for w in workers if _alive(w)]
+    for w in orphans:  # never leave them behind, even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not orphans, "orphaned conversion workers"
+    assert not out.exists()
+
+
+def test_a_second_conversion_to_the_same_store_stops_at_once(tmp_path: Path) -> None:
+    import fcntl
+
+    from maestro.data.convert import lock_path
+    from maestro.data.errors import BusyError
+
+    out = tmp_path / "x.zarr"
+    lock_path(out).touch()
+    with open(lock_path(out)) as held:  # another conversion holds the lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(BusyError, match=r"x.zarr: another conversion to this path"):
+            convert(FakeReader(small_store("pastis_hd"), 2, 1, 1), out, shard_samples=2)
+        assert not work_dir(out).exists() and not out.exists()  # nothing touched
+    convert(FakeReader(small_store("pastis_hd"), 2, 1, 1), out, shard_samples=2)
+    assert out.is_dir()
