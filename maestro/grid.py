@@ -32,6 +32,7 @@ from maestro.experiment import (
     SCHEDULE_COLUMNS,
     SCHEDULE_DEFAULTS,
     check_cell,
+    model_config,
 )
 from maestro.jobs import phase_section
 
@@ -71,8 +72,14 @@ class Cell:
         return cell_id(self.values)
 
 
-def read_sheet(path: str | Path, all_datasets: Iterable[str]) -> list[Cell]:
-    """Parse and validate the ablation sheet; errors name the file and the row."""
+def read_sheet(
+    path: str | Path, all_datasets: Iterable[str], model: Mapping[str, Any] | None = None
+) -> list[Cell]:
+    """Parse and validate the ablation sheet; errors name the file and the row.
+
+    With ``model`` (the configuration's ``model`` section) every row's model configuration
+    is built too, so that a setting the model refuses (``inter`` >= the depth) names its row.
+    """
     all_datasets = tuple(all_datasets)
     with open(path, newline="") as f:
         numbered = [(n, ln) for n, ln in enumerate(f, 1) if ln.strip() and not ln.startswith("#")]
@@ -124,6 +131,11 @@ def read_sheet(path: str | Path, all_datasets: Iterable[str]) -> list[Cell]:
                 f"{where}: seeds must be 'all' or +-joined seeds, found {seeds_text!r}"
             )
         cell = Cell(values, tuple(names), scratch == "yes", seeds)
+        if model is not None:
+            try:
+                model_config({"model": model, "cell": values})
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"{where}: {err} (model {dict(model)})") from None
         if cell.id in seen:
             raise ValueError(f"{where}: duplicate cell {cell.id}")
         seen.add(cell.id)
@@ -251,7 +263,7 @@ def make_plan(config: Mapping[str, Any], sheet: str | Path | None = None) -> Pla
     """The plan of a (validated) workflow configuration."""
     datasets = list(config["datasets"])
     transfers = read_transfers(config.get("transfer"))
-    cells = read_sheet(sheet or config["variants"], datasets)
+    cells = read_sheet(sheet or config["variants"], datasets, config.get("model") or {})
     probe = {}
     for d in [*datasets, *(t.target for t in transfers)]:
         probe[d] = int(phase_section(config, "probe", d).get("epochs", 10)) > 0

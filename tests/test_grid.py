@@ -152,3 +152,11 @@ def test_bad_dates_seeds_and_fields(tmp_path, extra_header, row, message):
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         read_sheet(path, DATASETS)
+
+
+def test_inter_not_below_the_depth_names_the_line(tmp_path):
+    sheet = _sheet(tmp_path, "group\t2\tjoint\tpatchgroup\tspec\ttiny\t1\tno\tall",
+                   "group\t4\tjoint\tpatchgroup\tspec\ttiny\t1\tno\tall")  # fmt: skip
+    assert len(read_sheet(sheet, DATASETS)) == 2  # without a model: not checked
+    with pytest.raises(ValueError, match=r"v.tsv, line 4: inter_depth must be in \[0, depth\)"):
+        read_sheet(sheet, DATASETS, {"size": "tiny", "depth": 4})

@@ -118,6 +118,13 @@ def analyze_store(
         acc = CorrelationAccumulator(m.channels)
         for i in idx:
             acc.update(modality_pixels(store, int(i), m))
+        if acc.n < 2:
+            why = "masked invalid (clouds) or not finite" if m.has_mask else "not finite"
+            raise ValueError(
+                f"{store_path}: the band analysis of modality {m.name!r} needs at least two "
+                f"valid pixels in the train split ({len(idx)} samples, scheme {scheme!r}); "
+                f"found {acc.n}: every pixel is {why}"
+            )
         corr = acc.correlation()
         groups = cluster_bands(corr, m.model_bands, threshold)
         spec_groups = [list(g) for g in m.norm_groups]

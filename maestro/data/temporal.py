@@ -7,8 +7,9 @@ acquisitions and ``n`` model dates (``k = T // n``):
    evaluation (upstream draws it at random in every stage; we make eval deterministic,
    docs/decisions.md D2);
 2. acquisitions ``s .. s + n*k - 1`` split, in time order, into ``n`` chunks of ``k``;
-3. an acquisition is *dirty* if any pixel of the crop is invalid (cloud/snow); dirty ones
-   are excluded from a chunk unless the whole chunk is dirty;
+3. an acquisition is *dirty* if any pixel of the crop is invalid (cloud/snow) or has a
+   non-finite value in some band (NaN: upstream looks at the mask only, docs/decisions.md
+   D17); dirty ones are excluded from a chunk unless the whole chunk is dirty;
 4. one acquisition per chunk: a uniform random clean one at training, else the
    "medoid-like" one, the clean acquisition minimising the mean over bands and pixels of
    ``|x - per-pixel nanmedian of the chunk|`` (invalid pixels count as NaN).
@@ -74,7 +75,8 @@ def select_dates(
 
     Args:
         x: ``(T, C, H, W)`` raw (or scaled) values of the crop; NaN allowed.
-        invalid: ``(T, H, W)`` bool cloud/snow mask of the crop, or None.
+        invalid: ``(T, H, W)`` bool cloud/snow mask of the crop, or None (non-finite pixels
+            of ``x`` count as invalid as well).
         n: number of model dates.
         rng: a Generator for training (random offset and random clean pick), or None for
             evaluation (centred offset, medoid-like pick).
@@ -96,6 +98,9 @@ def select_dates(
     rem = t % n
     start = int(rng.integers(0, rem + 1)) if rng is not None else rem // 2
     chunks = chunk_bounds(t, n, start)
+    if np.issubdtype(x.dtype, np.floating):  # NaN / inf pixels are invalid too
+        nonfinite = ~np.isfinite(x).all(axis=1)  # [T, H, W]
+        invalid = nonfinite if invalid is None else np.asarray(invalid, bool) | nonfinite
     dirty = dirty_dates(invalid, t)
     out = np.empty(n, dtype=np.int64)
     for j, chunk in enumerate(chunks):

@@ -57,7 +57,17 @@ class Resume:
         """The saved payload of this job, or None."""
         if self.path is None or not self.path.exists():
             return None
-        payload = checkpoint.load(self.path)
+        try:
+            payload = checkpoint.load(self.path)
+        except Exception as err:  # unreadable (a disk full, a copy cut short): start afresh
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            if self.dist.is_main:
+                self.path.replace(aside)
+            log.warning(
+                "%s cannot be read (%s: %s); moved to %s, starting afresh", self.path,
+                type(err).__name__, err, aside,
+            )  # fmt: skip
+            return None
         if payload.get("fingerprint") != self.fingerprint:
             log.warning("%s belongs to another configuration; starting afresh", self.path)
             return None

@@ -74,3 +74,20 @@ def test_recovers_planted_groups_on_demo(tmp_path, store, cfg):
         assert same_partition(res["groups"], [g for g in planted if g]), name
         assert res["matches_spec"], name
         assert res["pixels"] > 0
+
+
+def test_a_modality_without_valid_pixels_is_named(tmp_path):
+    from tests.data.fakes import FakeReader, small_store
+
+    class AllCloudy(FakeReader):
+        def make(self, k, ref):
+            s = super().make(k, ref)
+            s.invalid["s2"] = np.ones_like(s.invalid["s2"], dtype=bool)
+            return s
+
+    convert(AllCloudy(small_store("treesatai_ts"), 3, 1, 1), tmp_path / "s.zarr", 2)
+    with pytest.raises(ValueError) as err:
+        analyze_store(tmp_path / "s.zarr", tmp_path / "g.json", tmp_path / "c.png")
+    msg = str(err.value)
+    assert "s.zarr" in msg and "modality 's2'" in msg and "found 0" in msg
+    assert "masked invalid (clouds)" in msg and not (tmp_path / "g.json").exists()

@@ -118,3 +118,13 @@ def test_eval_is_deterministic_and_train_reproducible() -> None:
 def test_mask_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError, match="invalid mask shape"):
         select_dates(_series(6), np.zeros((6, 2, 2), bool), 2, None)
+
+
+def test_nan_pixels_make_an_acquisition_dirty() -> None:
+    base = np.zeros((1, 2, 2, 2), np.float32)
+    x = np.concatenate([base + v for v in (0.0, 1.0, 2.0, 10.0)])  # medoid: date 1
+    x[1, 0, 1, 1] = np.nan  # a NaN pixel in one band of date 1, no cloud mask
+    np.testing.assert_array_equal(select_dates(x, None, 1, None), [2])
+    np.testing.assert_array_equal(select_dates(x, np.zeros((4, 2, 2), bool), 1, None), [2])
+    for seed in range(50):  # nor is it drawn at training
+        assert select_dates(x, None, 1, np.random.default_rng(seed))[0] != 1

@@ -254,3 +254,15 @@ def test_empty_splits_are_named_before_any_training(catalog_small, tmp_path):
     convert(FakeReader(small_store("treesatai_ts"), 0, 0, 2, seed=3, tlim=(2, 4)), only_test, 4)
     with pytest.raises(ValueError, match=r"split train( \+ val)? of treesatai_ts .*pretraining"):
         _pretrain(only_test, ds, tmp_path / "p2", epochs=1)
+
+
+def test_an_unreadable_resume_checkpoint_is_moved_aside(small_stores, tmp_path):
+    """A corrupt ``.work/last.pt`` (a disk full, a copy cut short) failed every rerun."""
+    store, out = small_stores["treesatai_ts"], tmp_path / "run"
+    (out / ".work").mkdir(parents=True)
+    (out / ".work" / "last.pt").write_bytes(b"\x80\x02 not a checkpoint")
+    proc = _cli("pretrain", store, out, 1)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"last.pt cannot be read" in err and b"moved to" in err and b"starting afresh" in err
+    assert (out / "model.pt").is_file()

@@ -24,7 +24,11 @@ def add_download_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-unpinned",
         action="store_true",
-        help="download files without a pinned sha256 (their hash is recorded, not checked)",
+        help=(
+            "download files without a pinned sha256 (their hash is recorded, not checked: "
+            "nothing can tell wrong bytes from right ones, including the bytes of an "
+            "interrupted transfer that a rerun resumes; pin the manifest to verify)"
+        ),
     )
     p.add_argument(
         "--rehash", action="store_true", help="re-hash files already present and verified"

@@ -69,10 +69,18 @@ def target_path(root: Path, patch_id: str) -> Path:
     return root / "ANNOTATIONS" / f"TARGET_{patch_id}.npy"
 
 
+#: First bytes of every .npy file (the NumPy format's magic string).
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def _load_npy(path: Path) -> np.ndarray:
     """Memory-map a .npy file; a missing, truncated or corrupt file raises RawFormatError."""
     if not path.is_file():
         raise RawFormatError(path, "an existing .npy file", "no such file")
+    with path.open("rb") as fh:
+        head = fh.read(6)
+    if head != NPY_MAGIC:  # np.load would report "pickled data" for any other bytes
+        raise RawFormatError(path, "a .npy file (NumPy magic \\x93NUMPY)", f"first bytes {head!r}")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:

@@ -130,8 +130,13 @@ class Reader:
         path = self.root / f"{split}.csv"
         check(path.is_file(), path, "a MAESTRO split CSV", "no such file")
         names = self.store.label.names
-        with path.open(newline="") as fh:
-            lines = list(csv.reader(fh))
+        try:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column name
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                lines = list(csv.reader(fh))
+        except UnicodeDecodeError as err:
+            raise RawFormatError(
+                path, "UTF-8 text", f"byte {err.object[err.start]:#04x} at offset {err.start}"
+            ) from err
         check(bool(lines), path, "a header line", "an empty file")
         header = [c.strip() for c in lines[0]]
         expected = [*ID_COLUMNS, *names]

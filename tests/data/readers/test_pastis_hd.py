@@ -264,3 +264,12 @@ def test_values_beyond_the_storage_dtype_are_an_error(
     with pytest.raises(RawFormatError, match=f"in band {band} \\(date 0\\)") as err:
         reader.read(reader.index()[0])
     assert err.value.path == str(path) and str(value).rstrip("0").rstrip(".") in err.value.found
+
+
+def test_random_bytes_in_a_npy_are_not_a_pickle(demo: Path) -> None:
+    path = demo / SERIES["s2"].format(_first(demo))
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    reader = Reader(_store(), demo)
+    with pytest.raises(RawFormatError, match="NumPy magic") as err:
+        reader.read(reader.index()[0])
+    assert err.value.path == str(path) and "pickle" not in str(err.value)

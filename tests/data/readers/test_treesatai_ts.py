@@ -234,3 +234,17 @@ def test_csv_class_columns_are_matched_by_name(broken: tuple[Reader, SampleRef])
     with path.open("w", newline="") as fh:
         csv.writer(fh).writerows([[r[i] for i in order] for r in table])
     np.testing.assert_array_equal(Reader(_store(), reader.root).read(ref).label, before)
+
+
+def test_split_csv_with_a_byte_order_mark_or_not_utf8(broken: tuple[Reader, SampleRef]) -> None:
+    reader, _ = broken
+    path = reader.root / "train.csv"
+    text = path.read_bytes()
+    path.write_bytes(b"\xef\xbb\xbf" + text)  # saved by a spreadsheet: read as plain UTF-8
+    assert [r.sample_id for r in Reader(_store(), reader.root).index()] == [
+        r.sample_id for r in reader.index()
+    ]
+    path.write_bytes(text.replace(b"\n", b"\n\xe9", 1))  # Latin-1 bytes
+    with pytest.raises(RawFormatError, match="UTF-8 text") as err:
+        Reader(_store(), reader.root).index()
+    assert err.value.path == str(path) and "0xe9" in err.value.found
