@@ -244,9 +244,28 @@ def _workflow_config(paths: list[str]) -> dict[str, Any]:
     from maestro.jobs import load_config
 
     try:
-        return load_config(paths)
+        config = load_config(paths)
     except ValueError as err:
         raise SystemExit(str(err)) from err
+    config["variants"] = str(_sheet_path(config["variants"], Path(paths[-1])))
+    return config
+
+
+def _sheet_path(sheet: str, config_file: Path) -> Path:
+    """The variants sheet of a config: as written when it exists from the working directory
+    (where snakemake runs), else beside the config file, else in the folder above it (a
+    ``config/`` folder of a project run from elsewhere)."""
+    path = Path(sheet)
+    if path.is_absolute():
+        return path
+    here = config_file.resolve().parent
+    tried = [path, here / path, here.parent / path]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(
+        f"{config_file}: variants sheet {sheet!r} not found (tried {', '.join(map(str, tried))})"
+    )
 
 
 def cmd_cells(args: argparse.Namespace) -> None:
@@ -364,10 +383,17 @@ def cmd_audit(args: argparse.Namespace) -> None:
         raise SystemExit(code)
 
 
+def _version() -> str:
+    from maestro import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``maestro`` command."""
     p = argparse.ArgumentParser(prog="maestro", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, func: Any, help_: str) -> argparse.ArgumentParser:
@@ -379,24 +405,48 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--job", default="{}", help="job config: JSON text or @file.(json|yaml)")
 
     def train_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--dataset", required=True)
-        sp.add_argument("--store-path", required=True)
-        sp.add_argument("--out-dir", required=True)
-        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument(
+            "--dataset",
+            required=True,
+            help="dataset id: treesatai_ts, pastis_hd, flair2, flair_hub, s2_naip",
+        )
+        sp.add_argument(
+            "--store-path",
+            required=True,
+            help="the converted Zarr store, e.g. results/data/<store>.zarr",
+        )
+        sp.add_argument(
+            "--out-dir",
+            required=True,
+            help="folder of the outputs (model.pt, metrics.json, ...); .work/ holds resume state",
+        )
+        sp.add_argument(
+            "--seed", type=int, default=0, help="training seed (data order, masks, initialisation)"
+        )
         sp.add_argument("--device", default=None, help="auto | cpu | cuda[:i]")
         sp.add_argument("--gpus", type=int, default=None, help="GPUs granted to the job (0: CPU)")
-        sp.add_argument("--threads", type=int, default=None)
+        sp.add_argument(
+            "--threads", type=int, default=None, help="CPU threads of torch (default: torch's own)"
+        )
         job_arg(sp)
 
     sp = add("generate-demo", cmd_generate_demo, "write a demo raw dataset in the real format")
-    sp.add_argument("--store", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--store", required=True, help="store id (maestro.datasets), e.g. treesatai_ts")
+    sp.add_argument(
+        "--out", required=True, help="demo root to write (replaced only if this program wrote it)"
+    )
     job_arg(sp)
 
     sp = add("convert", cmd_convert, "convert a raw distribution to a Zarr store")
-    sp.add_argument("--store", required=True)
-    sp.add_argument("--raw", required=True)
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--store", required=True, help="store id (maestro.datasets), e.g. treesatai_ts")
+    sp.add_argument(
+        "--raw", required=True, help="root of the raw distribution, laid out as published"
+    )
+    sp.add_argument(
+        "--out",
+        required=True,
+        help="the <store>.zarr to write (replaced only if this program wrote it)",
+    )
     sp.add_argument("--workers", type=int, default=1, help="processes converting shards")
     job_arg(sp)
 
@@ -413,9 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_pin_arguments(sp)
 
     sp = add("analyze-bands", cmd_analyze_bands, "band correlations and groups of a store")
-    sp.add_argument("--store-path", required=True)
-    sp.add_argument("--out-json", required=True)
-    sp.add_argument("--out-png", required=True)
+    sp.add_argument("--store-path", required=True, help="the converted Zarr store")
+    sp.add_argument("--out-json", required=True, help="band groups found (JSON)")
+    sp.add_argument("--out-png", required=True, help="correlation matrix and dendrogram (PNG)")
     job_arg(sp)
 
     sp = add("pretrain", cmd_pretrain, "pretrain the masked autoencoder")
@@ -426,7 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("downstream", cmd_downstream, "probe / fine-tune / train from scratch")
     train_args(sp)
-    sp.add_argument("--mode", required=True, choices=["probe", "finetune", "scratch"])
+    sp.add_argument(
+        "--mode",
+        required=True,
+        choices=["probe", "finetune", "scratch"],
+        help="probe (frozen encoder), finetune, or scratch (supervised, no pretraining)",
+    )
     sp.add_argument("--init", default=None, help="model.pt to start from (probe, finetune)")
     sp.add_argument(
         "--random-init", action="store_true",
@@ -434,15 +489,22 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     sp = add("reference", cmd_reference, "reference row: trivial predictor or linear raw model")
-    sp.add_argument("--kind", required=True, choices=["trivial", "linear"])
-    sp.add_argument("--dataset", required=True)
-    sp.add_argument("--store-path", required=True)
+    sp.add_argument(
+        "--kind",
+        required=True,
+        choices=["trivial", "linear"],
+        help="trivial: constant predictors; linear: a linear model on raw input features",
+    )
+    sp.add_argument("--dataset", required=True, help="benchmark dataset id")
+    sp.add_argument("--store-path", required=True, help="the converted Zarr store")
     sp.add_argument("--out", required=True, help="the metrics.json to write")
     job_arg(sp)
 
     sp = add("params", cmd_params, "print parameter counts")
-    sp.add_argument("--size", default="tiny")
-    sp.add_argument("--dataset", default="treesatai_ts")
+    sp.add_argument("--size", default="tiny", help="model size preset: tiny | small | base | large")
+    sp.add_argument(
+        "--dataset", default="treesatai_ts", help="dataset whose inputs size the tokenizers"
+    )
     job_arg(sp)
 
     sp = add("cells", cmd_cells, "list the ablation cells of a workflow configuration")
@@ -464,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("report-tables", cmd_report_tables, "Tables 1 and 2 and the ablation tables")
     sp.add_argument("--metrics", nargs="+", required=True, help="downstream metrics.json files")
     sp.add_argument("--reference", required=True, help="cell id of the reference cell")
-    sp.add_argument("--out-dir", required=True)
+    sp.add_argument("--out-dir", required=True, help="folder of the tables (table*.md/csv/tex)")
 
     sp = add("check-signal", cmd_check_signal, "margins a finished run must show, with intervals")
     sp.add_argument("--config", nargs="+", default=["config/config.yaml"], help="config file(s)")
@@ -479,19 +541,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("report-figures", cmd_report_figures, "loss curves / reconstruction figure")
     sp.add_argument(
-        "--kind", choices=["loss", "reconstruction", "ablation", "segmentation"], required=True
+        "--kind",
+        choices=["loss", "reconstruction", "ablation", "segmentation"],
+        required=True,
+        help="which figure",
     )
-    sp.add_argument("--inputs", nargs="+", required=True)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--title", default="")
+    sp.add_argument(
+        "--inputs",
+        nargs="+",
+        required=True,
+        help="input files (histories, metrics.json or reconstruction.npz, by --kind)",
+    )
+    sp.add_argument("--out", required=True, help="the PNG to write")
+    sp.add_argument("--title", default="", help="figure title")
 
     sp = add("report-rulegraph", cmd_report_rulegraph, "draw the workflow's rule graph")
     sp.add_argument("--dot", default="-", help="dot text file, or - for stdin")
-    sp.add_argument("--out", required=True)
+    sp.add_argument("--out", required=True, help="the PNG to write")
 
     sp = add("dvc-metrics", cmd_dvc_metrics, "DVC metrics file of the tables (JSON)")
     sp.add_argument("--tables", default="results/tables", help="folder of the table CSVs")
-    sp.add_argument("--out", default="results/tables/summary.json")
+    sp.add_argument("--out", default="results/tables/summary.json", help="the JSON to write")
 
     sp = add("dvc-sync", cmd_dvc_sync, "after dvc pull/checkout: mark restored outputs up to date")
     sp.add_argument("targets", nargs="*", help="snakemake targets (default: all)")
@@ -507,7 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="table row: index, a label value, or COLUMN=VALUE (repeatable, all must match)",
     )  # fmt: skip
     sp.add_argument("--dataset", help="the table column / run dataset (id or title)")
-    sp.add_argument("--stage", choices=["pretrain", "probe", "finetune", "scratch"])
+    sp.add_argument(
+        "--stage",
+        choices=["pretrain", "probe", "finetune", "scratch"],
+        help="one training stage of the runs (default: every stage)",
+    )
     sp.add_argument("--cell", help="cell id (with --stage)")
     sp.add_argument("--seed", type=int, default=None, help="one seed (default: every seed)")
     sp.add_argument("--source", default=None, help="pretraining dataset of a transfer run")

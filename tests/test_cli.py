@@ -96,3 +96,37 @@ def test_generate_demo_replaces_only_a_demo_it_wrote(tmp_path):
     assert main([*args, str(user)]) == 2
     assert [p.name for p in user.iterdir()] == ["data.h5"]
     assert not list(tmp_path.glob(".raw*"))  # nothing half-written beside it
+
+
+def test_every_option_has_help_and_there_is_a_version(capsys):
+    import argparse
+
+    from maestro import __version__
+    from maestro.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    bare = [
+        (name, a.option_strings[-1])
+        for name, sp in sub.choices.items()
+        for a in sp._actions
+        if a.option_strings and not a.help
+    ]
+    assert bare == []
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"maestro {__version__}"
+
+
+def test_cells_finds_the_sheet_from_any_working_directory(tmp_path, monkeypatch, capsys):
+    from tests.workflow.conftest import REPO
+
+    monkeypatch.chdir(tmp_path)  # config/variants.tsv does not exist here
+    assert main(["cells", "--config", str(REPO / "config/config.yaml")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "cell\tdatasets\tscratch"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        (REPO / "config/config.yaml").read_text().replace("config/variants.tsv", "no.tsv")
+    )
+    with pytest.raises(SystemExit, match=r"variants sheet 'no\.tsv' not found"):
+        main(["cells", "--config", str(cfg)])
