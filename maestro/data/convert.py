@@ -334,9 +334,17 @@ def _convert(
     if done:
         log.info("%s: %d of %d shards already converted", work, len(done), job.n_shards)
     bar = _progress(len(refs), sum(len(job.shard_refs(k)) for k in done), progress, store.name)
+    finished = [len(done)]
+
+    def _shard_done(k: int, samples: int) -> None:  # progress in the job log, bar or not
+        finished[0] += 1
+        log.info("%s: shard %d done (%d samples), %d of %d shards", out, k, samples,
+                 finished[0], job.n_shards)  # fmt: skip
+        if bar is not None:
+            bar.update(samples)
     try:
         failures = run_shards(
-            job, todo, workers, lambda k: bar.update(len(job.shard_refs(k))) if bar else None
+            job, todo, workers, lambda k: _shard_done(k, len(job.shard_refs(k)))
         )
     finally:
         if bar is not None:

@@ -287,7 +287,12 @@ def run_downstream(
         }
         row |= {"lr": sched.get_last_lr()[0], "time_s": round(time.time() - t0, 3)}
         history.append(row)
-        log.info("epoch %d: train loss %.4f, val %s %.4f", epoch, train_loss, key, val[key])
+        log.info(
+            "epoch %d/%d: train loss %.4f, val %s %.4f", epoch, phase.epochs, train_loss, key,
+            val[key],
+        )  # fmt: skip
+        if d.is_main:  # the curve so far, readable while the job runs
+            write_csv(out_dir / "history.csv", history)
         # probe keeps the last epoch; finetune/scratch keep the best validation epoch
         if phase.patience is None or val[key] > best["score"]:
             state_copy = copy.deepcopy(eval_model.state_dict())

@@ -97,7 +97,9 @@ def run_pretrain(
         row = {"epoch": epoch, "step": (epoch + 1) * steps, "lr": sched.get_last_lr()[0]}
         row |= {k: v / steps for k, v in sums.items()} | {"time_s": round(time.time() - t0, 3)}
         history.append(row)
-        log.info("epoch %d: loss %.4f (%.1fs)", epoch, row["loss"], row["time_s"])
+        log.info("epoch %d/%d: loss %.4f (%.1fs)", epoch, phase.epochs, row["loss"], row["time_s"])
+        if d.is_main:  # the curve so far, readable while the job runs
+            write_csv(out_dir / "history.csv", history)
         resume.save(
             {
                 "epoch": epoch, "history": history, "model": model.state_dict(),

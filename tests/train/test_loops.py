@@ -137,6 +137,7 @@ def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path, command):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed" / "model.pt").exists()
+    assert len(pd.read_csv(tmp_path / "killed" / "history.csv")) >= 1  # written every epoch
 
     resumed = _cli(command, store, tmp_path / "killed", epochs)
     _, err = resumed.communicate(timeout=300)
