@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import ListedColormap
 
 from maestro.report.tables import AXES
 from maestro.utils.atomic import atomic_path
@@ -23,44 +24,57 @@ def _save(fig: plt.Figure, out: str | Path) -> None:
     plt.close(fig)
 
 
-def _label(history: Path) -> tuple[str, str]:
-    """(dataset, short cell + seed label) of a pretraining history, from its metrics.json."""
+def _run(history: Path) -> tuple[str, dict, str]:
+    """(dataset title, cell, seed) of a pretraining history, from its metrics.json."""
     meta = json.loads((history.parent / "metrics.json").read_text())
-    cell = meta.get("cell") or {}
-    if {"fusion", "inter", "norm", "spectral"} <= set(cell):
-        fusion = f"inter-{cell['fusion']}" if int(cell["inter"]) else cell["fusion"]
-        tag = f"{fusion}, {cell['norm']}, {cell['spectral']}"
-    else:
-        tag = history.parent.parent.name
-    return meta.get("title", meta["dataset"]), f"{tag}, seed {meta.get('seed', '?')}"
+    return meta.get("title", meta["dataset"]), dict(meta.get("cell") or {}), meta.get("seed", "?")
+
+
+def _tags(cells: list[dict]) -> list[str]:
+    """A label per cell of a panel: the cell fields that differ between the panel's cells
+    (``reference cell`` where a cell has the panel's most common value of each)."""
+    keys = [k for k in dict.fromkeys(k for c in cells for k in c)]
+    varying = [k for k in keys if len({str(c.get(k)) for c in cells}) > 1]
+    common = {k: max({str(c.get(k)) for c in cells}, key=[str(c.get(k)) for c in cells].count)
+              for k in varying}  # fmt: skip
+    out = []
+    for c in cells:
+        diff = [f"{k}={c.get(k)}" for k in varying if str(c.get(k)) != common[k]]
+        out.append(", ".join(diff) or "reference cell")
+    return out
 
 
 def loss_curves(histories: Sequence[str | Path], out: str | Path) -> None:
-    """One panel per dataset: total pretraining loss per epoch, one line per cell and seed.
-
-    With a single run in a panel, the per-modality losses are drawn too (dashed).
-    """
-    by_dataset: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    """One panel per dataset: pretraining loss per epoch relative to each run's first epoch
+    (cells with other target normalizations have losses on other scales), one line per cell
+    and seed, labelled by the cell fields that differ within the panel."""
+    by_dataset: dict[str, list[tuple[dict, str, pd.DataFrame]]] = {}
     for h in map(Path, histories):
-        dataset, tag = _label(h)
-        by_dataset.setdefault(dataset, []).append((tag, pd.read_csv(h)))
+        dataset, cell, seed = _run(h)
+        by_dataset.setdefault(dataset, []).append((cell, f"seed {seed}", pd.read_csv(h)))
     n = len(by_dataset)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.4 * n, 4.4), squeeze=False)
     for i, (ax, (dataset, runs)) in enumerate(zip(axes[0], by_dataset.items(), strict=True)):
-        for tag, df in runs:
-            ax.plot(df["epoch"] + 1, df["loss"], marker="o", ms=3, zorder=3, label=f"{tag} (total)")
-            if len(runs) == 1:
-                for col in (c for c in df.columns if c.startswith("loss_")):
-                    ax.plot(df["epoch"] + 1, df[col], lw=0.8, alpha=0.6, ls="--", label=col[5:])
+        tags = _tags([cell for cell, _, _ in runs])
+        for tag, (_, seed, df) in zip(tags, runs, strict=True):
+            rel = df["loss"] / df["loss"].iloc[0]
+            ax.plot(df["epoch"] + 1, rel, marker="o", ms=2, lw=1, label=f"{tag}, {seed}")
         ax.set_title(dataset, fontsize=10)
         ax.set_xlabel("epoch")
         if i == 0:
-            ax.set_ylabel("masked reconstruction loss (normalized targets)")
-        ax.legend(
-            fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False
-        )
+            ax.set_ylabel("masked reconstruction loss ÷ first-epoch loss")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1,
+                  frameon=False)  # fmt: skip
         ax.grid(alpha=0.3)
     _save(fig, out)
+
+
+def class_colours(k: int) -> list[tuple[float, float, float, float]]:
+    """``k`` distinct colours: tab20's saturated half first, then its light half (tab20
+    pairs a dark and a light shade of one hue: neighbouring class ids would look alike)."""
+    cmap = plt.get_cmap("tab20")
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return [cmap(order[c % 20]) for c in range(k)]
 
 
 def _display(img: np.ndarray, bands: list[str], ref: np.ndarray) -> np.ndarray:
@@ -136,7 +150,7 @@ def segmentation_maps(npz_path: str | Path, out: str | Path, title: str = "") ->
     data = np.load(npz_path, allow_pickle=False)
     classes = [str(c) for c in data["classes"]]
     bands = [str(b) for b in data["bands"]]
-    cmap = plt.get_cmap("tab20", len(classes))
+    cmap = ListedColormap(class_colours(len(classes)))
     n = len(data["label"])
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
     for row, k in zip(axes, range(n), strict=True):

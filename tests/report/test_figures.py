@@ -97,3 +97,18 @@ def test_ablation_bars_and_segmentation_maps(tmp_path):
             tmp_path / "ablation_x.csv", index=False
         )
         ablation_bars([tmp_path / "ablation_x.csv"], tmp_path / "none.png")
+
+
+def test_loss_curve_labels_name_what_differs_and_colours_are_distinct():
+    from matplotlib.colors import to_rgb
+
+    from maestro.report.figures import _tags, class_colours
+
+    ref = {"fusion": "group", "inter": "2", "norm": "patchgroup", "length": "1", "groups": "spec"}
+    cells = [ref, ref | {"length": "2"}, ref | {"groups": "analysis"}, ref | {"norm": "none"}]
+    assert _tags(cells) == ["reference cell", "length=2", "groups=analysis", "norm=none"]
+    assert len(set(_tags(cells))) == len(cells)  # three TreeSatAI-TS lines had one label
+    rgb = [np.array(to_rgb(c)) for c in class_colours(15)]
+    closest = min(np.abs(a - b).sum() for i, a in enumerate(rgb) for b in rgb[i + 1 :])
+    assert closest > 0.15  # no two classes in near-identical colours
+    assert all(np.abs(rgb[i] - rgb[i + 1]).sum() > 0.4 for i in range(14))  # neighbours differ
