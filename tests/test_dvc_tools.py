@@ -118,3 +118,17 @@ def test_metrics_summary(tmp_path):
     mtime = out.stat().st_mtime_ns
     write_summary(tmp_path, out)  # unchanged: not rewritten
     assert json.loads(out.read_text()) == expected and out.stat().st_mtime_ns == mtime
+
+
+def test_stages_depend_on_the_config_they_read_not_the_whole_folder():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        assert "config" not in stage["deps"], name  # one edit would dirty every stage
+        for dep in stage["deps"]:  # code and configuration exist in a clone
+            if not dep.startswith(("results/", "data/")):
+                assert (REPO / dep).exists(), (name, dep)
+    sections = {
+        n: set(s.get("params", [{}])[0].get("${configfile}", [])) for n, s in stages.items()
+    }
+    assert "model" not in sections["data"] and "pretrain" not in sections["finetune"]
+    assert {"probe", "finetune", "scratch"} <= sections["finetune"]

@@ -46,6 +46,9 @@ def test_pipeline_end_to_end(tmp_path):
 
     md = (wd / "results/tables/table1.md").read_text()
     assert "TreeSatAI-TS (wF1)" in md
+    # `dvc metrics show` reads it: written by snakemake itself, not only by the DVC stage
+    summary = json.loads((wd / "results/tables/summary.json").read_text())
+    assert summary.get("table1")
     table = pd.read_csv(wd / "results/tables/table1.csv")
     assert set(table["Model"]) == {
         "MAESTRO", "MAESTRO (probe)", "ViT (supervised)", "Random-init encoder (probe)",

@@ -181,6 +181,7 @@ def table_targets():
     return [
         *expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "csv", "tex"]),
         "results/tables/signal.md",
+        "results/tables/summary.json",
         "results/figures/pretrain_loss.png",
         "results/figures/ablations.png",
         *expand("results/figures/reconstruction_{dataset}.png", dataset=DATASETS),

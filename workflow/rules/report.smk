@@ -62,6 +62,22 @@ rule signal_check:
         " --out results/tables/signal --no-fail > {log:q} 2>&1"
 
 
+rule dvc_metrics:
+    input:
+        # the CSVs of the tables that `dvc metrics show` reads
+        [f"results/tables/{t}.csv" for t in TABLES if t != "compute"],
+    output:
+        "results/tables/summary.json",
+    log:
+        "results/logs/report/dvc_metrics.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "{MAESTRO} dvc-metrics --tables results/tables --out {output:q} > {log:q} 2>&1"
+
+
 rule table_compute:
     input:
         # every job has finished when the tables and figures exist; their benchmarks are read
