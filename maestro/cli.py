@@ -339,6 +339,8 @@ def cmd_report_figures(args: argparse.Namespace) -> None:
         figures.loss_curves(args.inputs, args.out)
     elif args.kind == "ablation":
         figures.ablation_bars(args.inputs, args.out)
+    elif args.kind == "table1":
+        figures.table1_bars(args.inputs[0], args.out)
     elif args.kind == "segmentation":
         figures.segmentation_maps(args.inputs[0], args.out, title=args.title)
     else:
@@ -542,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("report-figures", cmd_report_figures, "loss curves / reconstruction figure")
     sp.add_argument(
         "--kind",
-        choices=["loss", "reconstruction", "ablation", "segmentation"],
+        choices=["loss", "reconstruction", "ablation", "segmentation", "table1"],
         required=True,
         help="which figure",
     )

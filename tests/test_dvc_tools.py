@@ -132,3 +132,10 @@ def test_stages_depend_on_the_config_they_read_not_the_whole_folder():
     }
     assert "model" not in sections["data"] and "pretrain" not in sections["finetune"]
     assert {"probe", "finetune", "scratch"} <= sections["finetune"]
+
+
+def test_plots_are_the_pipelines_figures():
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    plots = spec["plots"]
+    assert all(isinstance(p, str) and p.endswith(".png") for p in plots)
+    assert "results/figures/table1.png" in plots

@@ -145,6 +145,41 @@ def ablation_bars(tables: Sequence[str | Path], out: str | Path) -> None:
     _save(fig, out)
 
 
+#: Table 1 rows drawn as floors (grey): what a number must beat.
+FLOOR_ROWS = ("Random-init encoder (probe)", "ViT (supervised)", "Linear model on raw inputs",
+              "Trivial predictor")  # fmt: skip
+
+
+def table1_bars(table_csv: str | Path, out: str | Path) -> None:
+    """Table 1 as bars: one panel per dataset (each with its own metric), one bar per row
+    (model and fusion mode), whiskers = 95 % interval, floor rows in grey."""
+    df = pd.read_csv(table_csv)
+    if df.empty:
+        raise ValueError(f"{table_csv}: no rows to plot")
+    fusion = df["Fusion mode"].fillna("–").astype(str)
+    df["row"] = df["Model"] + np.where(fusion.isin(["–", "-"]), "", " · " + fusion)
+    rows = list(dict.fromkeys(df["row"]))
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fig, axes = plt.subplots(
+        1, len(datasets), figsize=(3.6 * len(datasets), 0.32 * len(rows) + 1.6), squeeze=False,
+        sharey=True,
+    )  # fmt: skip
+    for ax, d in zip(axes[0], datasets, strict=True):
+        sub = df[df["dataset"] == d].set_index("row").reindex(rows)
+        y = np.arange(len(rows))
+        err = np.stack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
+        floor = [any(r.startswith(f) for f in FLOOR_ROWS) for r in rows]
+        colours = ["0.65" if f else "tab:blue" for f in floor]
+        ax.barh(y, sub["mean"], xerr=np.nan_to_num(err), color=colours, capsize=2)
+        first = sub.dropna(subset=["title"]).iloc[0]
+        ax.set_title(f"{first['title']} ({first['metric']}, %)", fontsize=9)
+        ax.set_yticks(y, rows, fontsize=7)
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Table 1 (test, mean over seeds; grey: floors)", fontsize=10)
+    _save(fig, out)
+
+
 def segmentation_maps(npz_path: str | Path, out: str | Path, title: str = "") -> None:
     """Rows = test crops; columns = input (reference modality, first date), label, prediction."""
     data = np.load(npz_path, allow_pickle=False)

@@ -112,3 +112,31 @@ def test_loss_curve_labels_name_what_differs_and_colours_are_distinct():
     closest = min(np.abs(a - b).sum() for i, a in enumerate(rgb) for b in rgb[i + 1 :])
     assert closest > 0.15  # no two classes in near-identical colours
     assert all(np.abs(rgb[i] - rgb[i + 1]).sum() > 0.4 for i in range(14))  # neighbours differ
+
+
+def test_table1_bars_one_panel_per_dataset(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from maestro.report import figures
+
+    rows = []
+    for d, title, metric in (
+        ("treesatai_ts", "TreeSatAI-TS", "wF1"),
+        ("pastis_hd", "PASTIS", "mIoU"),
+    ):
+        for model, fusion, mean in (
+            ("MAESTRO", "inter-group", 70.0),
+            ("Trivial predictor", "–", 5.0),
+        ):
+            rows.append({"Model": model, "Size": "Tiny", "Fusion mode": fusion, "dataset": d,
+                         "title": title, "metric": metric, "mean": mean, "std": 1.0,
+                         "n_seeds": 3, "ci_low": mean - 2, "ci_high": mean + 2})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "table1.csv", index=False)
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, out: drawn.update(fig=fig))
+    figures.table1_bars(tmp_path / "table1.csv", tmp_path / "t.png")
+    axes = drawn["fig"].axes
+    assert [ax.get_title() for ax in axes] == ["TreeSatAI-TS (wF1, %)", "PASTIS (mIoU, %)"]
+    widths = [[p.get_width() for p in ax.patches] for ax in axes]
+    assert widths == [[70.0, 5.0], [70.0, 5.0]]  # each dataset's own values, never summed
+    plt.close(drawn["fig"])

@@ -174,6 +174,8 @@ REPORT_RULES = [
     "signal_check",
     "figure_pretrain_loss",
     "figure_ablations",
+    "figure_table1",
+    "dvc_metrics",
 ]
 
 
@@ -184,6 +186,7 @@ def table_targets():
         "results/tables/summary.json",
         "results/figures/pretrain_loss.png",
         "results/figures/ablations.png",
+        "results/figures/table1.png",
         *expand("results/figures/reconstruction_{dataset}.png", dataset=DATASETS),
         *[
             f"results/figures/segmentation_{d}.png"

@@ -130,6 +130,21 @@ rule figure_ablations:
         "{MAESTRO} report-figures --kind ablation --inputs {input:q} --out {output:q} > {log:q} 2>&1"
 
 
+rule figure_table1:
+    input:
+        "results/tables/table1.csv",
+    output:
+        _report("results/figures/table1.png", "table1_figure", "Figures", "table 1"),
+    log:
+        "results/logs/report/table1_figure.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{MAESTRO} report-figures --kind table1 --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule figure_reconstruction:
     input:
         f"results/pretrain/{{dataset}}/{PLAN.reference.id}/seed~{SEEDS[0]}/reconstruction.npz",
