@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import demo_config, job_counts, snakemake
+from .conftest import SNAKEFILE, demo_config, job_counts, snakemake
 
 
 def test_dry_run_of_the_full_demo_grid(tmp_path):
@@ -138,3 +138,27 @@ def test_paper_config_is_not_merged_with_the_demo():
     assert all(
         '"overrides": {}' in ln and '"epochs": 100' in ln for ln in jobs if "s2_naip" not in ln
     )
+
+
+def test_the_workflow_runs_as_a_snakemake_module(tmp_path):
+    """`module ... snakefile:` + `use rule *`: rules take the CLI through params, not from a
+    global of the including Snakefile."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = demo_config()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "Snakefile").write_text(
+        'configfile: "config.yaml"\n\n\n'
+        f'module maestro:\n    snakefile:\n        "{SNAKEFILE}"\n    config:\n        config\n\n\n'
+        "use rule * from maestro\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "all"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "NameError" not in out and " -m maestro.cli convert --store" in out

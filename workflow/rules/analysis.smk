@@ -13,6 +13,7 @@ rule band_groups:
             subcategory="band groups",
         ),
     params:
+        cli=MAESTRO,
         job=lambda wc: job(wc.store, "analysis"),
     log:
         "results/logs/band_groups/{store}.log",
@@ -23,5 +24,5 @@ rule band_groups:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{MAESTRO} analyze-bands --store-path {input.store:q} --out-json {output.groups:q}"
+        "{params.cli} analyze-bands --store-path {input.store:q} --out-json {output.groups:q}"
         " --out-png {output.figure:q} --job {params.job:q} > {log:q} 2>&1"

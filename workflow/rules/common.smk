@@ -43,7 +43,7 @@ for _d in PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]:
 
 #: How the package is invoked: the interpreter running Snakemake (the project's venv).
 #: The package's CLI under this interpreter (quoted: a venv path may contain spaces).
-MAESTRO = f"{shlex.quote(sys.executable)} -m maestro.cli"
+MAESTRO = f"{shlex.quote(sys.executable)} -m maestro.cli"  # rules take it as params.cli (module use)
 #: Threads of a training job (``runtime.threads``; the demo runs one-thread jobs side by side).
 TRAIN_THREADS = int(config.get("runtime", {}).get("threads", 4))
 

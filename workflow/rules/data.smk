@@ -5,6 +5,7 @@ rule generate_demo:
     output:
         directory("data/raw/demo/{store}"),
     params:
+        cli=MAESTRO,
         job=lambda wc: job(wc.store, demo=config["sources"][wc.store]["demo"]),
     log:
         "results/logs/generate_demo/{store}.log",
@@ -15,13 +16,14 @@ rule generate_demo:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{MAESTRO} generate-demo --store {wildcards.store} --out {output:q} --job {params.job:q} > {log:q} 2>&1"
+        "{params.cli} generate-demo --store {wildcards.store} --out {output:q} --job {params.job:q} > {log:q} 2>&1"
 
 
 rule download:
     output:
         "data/raw/{store}/download_manifest.json",
     params:
+        cli=MAESTRO,
         manifest=lambda wc: config["sources"][wc.store]["manifest"],
         root=lambda wc, output: os.path.dirname(output[0]),
         unpinned=lambda wc: "--allow-unpinned" if config["sources"][wc.store].get("allow_unpinned") else "",
@@ -37,7 +39,7 @@ rule download:
     shell:
         # the raw files live beside the record, outside the declared output: an interrupted
         # download keeps its .part files and resumes on the next run
-        "{MAESTRO} download --manifest {params.manifest:q} --out {params.root:q} {params.unpinned}"
+        "{params.cli} download --manifest {params.manifest:q} --out {params.root:q} {params.unpinned}"
         " > {log:q} 2>&1"
 
 
@@ -47,6 +49,7 @@ rule convert:
     output:
         directory("results/data/{store}.zarr"),
     params:
+        cli=MAESTRO,
         job=lambda wc: job(wc.store, "convert"),
         raw=raw_dir,
     log:
@@ -58,5 +61,5 @@ rule convert:
         mem_mb=4000,
         runtime=120,
     shell:
-        "{MAESTRO} convert --store {wildcards.store} --raw {params.raw:q} --out {output:q}"
+        "{params.cli} convert --store {wildcards.store} --raw {params.raw:q} --out {output:q}"
         " --workers {threads} --job {params.job:q} > {log:q} 2>&1"

@@ -9,6 +9,7 @@ rule reference:
         metrics="results/reference/{dataset}/{kind}/metrics.json",
         provenance="results/reference/{dataset}/{kind}/provenance.json",
     params:
+        cli=MAESTRO,
         job=lambda wc: job(store_of(wc), dataset=wc.dataset),
     wildcard_constraints:
         kind="trivial|linear",
@@ -21,5 +22,5 @@ rule reference:
         mem_mb=4000,
         runtime=30,
     shell:
-        "{MAESTRO} reference --kind {wildcards.kind} --dataset {wildcards.dataset}"
+        "{params.cli} reference --kind {wildcards.kind} --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --out {output.metrics:q} --job {params.job:q} > {log:q} 2>&1"

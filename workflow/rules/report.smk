@@ -26,6 +26,7 @@ rule tables_all:
             for ext in ("md", "csv", "tex")
         },
     params:
+        cli=MAESTRO,
         reference=PLAN.reference.id,
     log:
         "results/logs/report/tables.log",
@@ -36,7 +37,7 @@ rule tables_all:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-tables --metrics {input.metrics:q} --reference {params.reference:q}"
+        "{params.cli} report-tables --metrics {input.metrics:q} --reference {params.reference:q}"
         " --out-dir results/tables > {log:q} 2>&1"
 
 
@@ -47,6 +48,7 @@ rule signal_check:
         md=_report("results/tables/signal.md", "signal", "Tables", "signal"),
         json="results/tables/signal.json",
     params:
+        cli=MAESTRO,
         config=lambda wc: json.dumps(
             {k: config[k] for k in ("datasets", "seeds", "variants", "transfer", "probe") if k in config}
         ),
@@ -58,7 +60,7 @@ rule signal_check:
         runtime=10,
     shell:
         # the report of the margins; `maestro check-signal` without --no-fail is the strict check
-        "{MAESTRO} check-signal --config-json {params.config:q} --results results"
+        "{params.cli} check-signal --config-json {params.config:q} --results results"
         " --out results/tables/signal --no-fail > {log:q} 2>&1"
 
 
@@ -68,6 +70,8 @@ rule dvc_metrics:
         [f"results/tables/{t}.csv" for t in TABLES if t != "compute"],
     output:
         "results/tables/summary.json",
+    params:
+        cli=MAESTRO,
     log:
         "results/logs/report/dvc_metrics.log",
     threads: 1
@@ -75,7 +79,7 @@ rule dvc_metrics:
         mem_mb=1000,
         runtime=10,
     shell:
-        "{MAESTRO} dvc-metrics --tables results/tables --out {output:q} > {log:q} 2>&1"
+        "{params.cli} dvc-metrics --tables results/tables --out {output:q} > {log:q} 2>&1"
 
 
 rule table_compute:
@@ -87,6 +91,8 @@ rule table_compute:
         md=_report("results/tables/compute.md", "compute", "Tables", "compute"),
         csv="results/tables/compute.csv",
         tex="results/tables/compute.tex",
+    params:
+        cli=MAESTRO,
     log:
         "results/logs/report/compute.log",
     threads: 1
@@ -94,7 +100,7 @@ rule table_compute:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-compute --results results --out results/tables/compute > {log:q} 2>&1"
+        "{params.cli} report-compute --results results --out results/tables/compute > {log:q} 2>&1"
 
 
 rule figure_pretrain_loss:
@@ -103,6 +109,8 @@ rule figure_pretrain_loss:
         metrics=PLAN.pretrain("metrics.json"),
     output:
         _report("results/figures/pretrain_loss.png", "pretrain_loss", "Figures", "pretraining"),
+    params:
+        cli=MAESTRO,
     log:
         "results/logs/report/pretrain_loss.log",
     benchmark:
@@ -112,7 +120,7 @@ rule figure_pretrain_loss:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind loss --inputs {input.histories:q} --out {output:q} > {log:q} 2>&1"
+        "{params.cli} report-figures --kind loss --inputs {input.histories:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_ablations:
@@ -120,6 +128,8 @@ rule figure_ablations:
         expand("results/tables/ablation_{axis}.csv", axis=["norm", "spectral", "fusion", "dates"]),
     output:
         _report("results/figures/ablations.png", "ablations", "Figures", "ablations"),
+    params:
+        cli=MAESTRO,
     log:
         "results/logs/report/ablations.log",
     threads: 1
@@ -127,7 +137,7 @@ rule figure_ablations:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind ablation --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+        "{params.cli} report-figures --kind ablation --inputs {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_table1:
@@ -135,6 +145,8 @@ rule figure_table1:
         "results/tables/table1.csv",
     output:
         _report("results/figures/table1.png", "table1_figure", "Figures", "table 1"),
+    params:
+        cli=MAESTRO,
     log:
         "results/logs/report/table1_figure.log",
     threads: 1
@@ -142,7 +154,7 @@ rule figure_table1:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind table1 --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+        "{params.cli} report-figures --kind table1 --inputs {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule figure_reconstruction:
@@ -151,6 +163,7 @@ rule figure_reconstruction:
     output:
         _report("results/figures/reconstruction_{dataset}.png", "reconstruction", "Figures", "reconstructions"),
     params:
+        cli=MAESTRO,
         title=lambda wc: f"{CATALOG.dataset(wc.dataset).title}: first test crop, first date",
     log:
         "results/logs/report/reconstruction_{dataset}.log",
@@ -161,7 +174,7 @@ rule figure_reconstruction:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind reconstruction --inputs {input:q} --out {output:q}"
+        "{params.cli} report-figures --kind reconstruction --inputs {input:q} --out {output:q}"
         " --title {params.title:q} > {log:q} 2>&1"
 
 
@@ -172,6 +185,7 @@ rule figure_segmentation:
     output:
         _report("results/figures/segmentation_{dataset}.png", "segmentation", "Figures", "segmentation"),
     params:
+        cli=MAESTRO,
         npz=lambda wc, input: os.path.join(os.path.dirname(input[0]), "predictions.npz"),
         title=lambda wc: f"{CATALOG.dataset(wc.dataset).title}: fine-tuned reference cell, test crops",
     log:
@@ -181,5 +195,5 @@ rule figure_segmentation:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{MAESTRO} report-figures --kind segmentation --inputs {params.npz:q} --out {output:q}"
+        "{params.cli} report-figures --kind segmentation --inputs {params.npz:q} --out {output:q}"
         " --title {params.title:q} > {log:q} 2>&1"
