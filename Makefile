@@ -44,6 +44,7 @@ test: $(BIN)/.installed-test
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m snakemake --lint --cores 1
 
 format: $(BIN)/.installed-test
 	$(BIN)/ruff check --fix .

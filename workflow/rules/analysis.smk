@@ -23,6 +23,8 @@ rule band_groups:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} analyze-bands --store-path {input.store:q} --out-json {output.groups:q}"
         " --out-png {output.figure:q} --job {params.job:q} > {log:q} 2>&1"

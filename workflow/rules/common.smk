@@ -43,7 +43,16 @@ for _d in PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]:
 
 #: How the package is invoked: the interpreter running Snakemake (the project's venv).
 #: The package's CLI under this interpreter (quoted: a venv path may contain spaces).
-MAESTRO = f"{shlex.quote(sys.executable)} -m maestro.cli"  # rules take it as params.cli (module use)
+def _conda_deployment():
+    """Whether rules run in their conda environments (`--sdm conda`)."""
+    methods = getattr(getattr(workflow, "deployment_settings", None), "deployment_method", ())
+    return any("conda" in str(m).lower() for m in methods or ())
+
+
+#: The package's CLI: this interpreter's (quoted: a venv path may contain spaces), or the rule
+#: environment's `python` under --sdm conda. Rules take it as params.cli (module use).
+PYTHON = "python" if _conda_deployment() else shlex.quote(sys.executable)
+MAESTRO = f"{PYTHON} -m maestro.cli"
 #: Threads of a training job (``runtime.threads``; the demo runs one-thread jobs side by side).
 TRAIN_THREADS = int(config.get("runtime", {}).get("threads", 4))
 
@@ -214,5 +223,42 @@ def launcher(wildcards, resources):
     n = gpu_count(wildcards, resources)
     if n <= 1:
         return MAESTRO
-    torchrun = f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node={n}"
+    torchrun = f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={n}"
     return f"{torchrun} -m maestro.cli"
+
+
+# --- outputs and helpers of the rule files (every function lives in this file) -------------
+
+DOWNSTREAM_OUT = ["model.pt", "history.csv", "metrics.json", "provenance.json"]
+
+
+def _downstream_outputs(stage):
+    base = f"results/{stage}/{{dataset}}/{{cell}}/seed~{{seed}}"
+    return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
+
+
+TRANSFER_BASE = "results/transfer/{stage}/{dataset}/from~{source}/{cell}/seed~{seed}"
+
+
+def _transfer_outputs(stage):
+    base = TRANSFER_BASE.replace("{stage}", stage)
+    return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
+
+
+def _transfer_job(wc, phase):
+    return job(
+        store_of(wc), "model", "runtime", phase=phase, cell=cell_of(wc), dataset=wc.dataset,
+        extra_overrides=PLAN.transfer_overrides(wc.source, wc.dataset), transfer_from=wc.source,
+    )  # fmt: skip
+
+
+# Tables and figures: `snakemake --report report.html` collects them with their captions.
+def _report(path, caption, category, subcategory=None):
+    labels = {"name": os.path.basename(path)}
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels=labels,
+    )

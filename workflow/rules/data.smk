@@ -15,6 +15,8 @@ rule generate_demo:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} generate-demo --store {wildcards.store} --out {output:q} --job {params.job:q} > {log:q} 2>&1"
 
@@ -36,6 +38,8 @@ rule download:
         mem_mb=2000,
         runtime=lambda wc, attempt: 1440 * attempt,
     retries: 2
+    conda:
+        "../envs/maestro.yaml"
     shell:
         # the raw files live beside the record, outside the declared output: an interrupted
         # download keeps its .part files and resumes on the next run
@@ -60,6 +64,8 @@ rule convert:
     resources:
         mem_mb=4000,
         runtime=120,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} convert --store {wildcards.store} --raw {params.raw:q} --out {output:q}"
         " --workers {threads} --job {params.job:q} > {log:q} 2>&1"

@@ -2,14 +2,6 @@
 # model, and train the same architecture from scratch (the supervised ViT baseline) and probe
 # it at random initialization (the floor a pretrained probe must beat).
 
-DOWNSTREAM_OUT = ["model.pt", "history.csv", "metrics.json", "provenance.json"]
-
-
-def _downstream_outputs(stage):
-    base = f"results/{stage}/{{dataset}}/{{cell}}/seed~{{seed}}"
-    return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
-
-
 rule probe:
     input:
         store=store_path,
@@ -32,6 +24,8 @@ rule probe:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
@@ -61,6 +55,8 @@ rule finetune_model:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
@@ -89,6 +85,8 @@ rule train_scratch:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode scratch --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --out-dir {params.out_dir:q} --seed {wildcards.seed}"
@@ -116,6 +114,8 @@ rule probe_random:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode probe --random-init --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --out-dir {params.out_dir:q} --seed {wildcards.seed}"

@@ -28,6 +28,8 @@ rule pretrain_mae:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 600 * attempt,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.launch} pretrain --dataset {wildcards.dataset} --store-path {input.store:q}"
         " --out-dir {params.out_dir:q} --seed {wildcards.seed} --threads {threads}"

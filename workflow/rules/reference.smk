@@ -21,6 +21,8 @@ rule reference:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} reference --kind {wildcards.kind} --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --out {output.metrics:q} --job {params.job:q} > {log:q} 2>&1"

@@ -2,17 +2,6 @@
 # them (with the captions in workflow/report/) into one HTML report.
 
 
-def _report(path, caption, category, subcategory=None):
-    labels = {"name": os.path.basename(path)}
-    return report(
-        path,
-        caption=f"../report/{caption}.rst",
-        category=category,
-        subcategory=subcategory,
-        labels=labels,
-    )
-
-
 rule tables_all:
     input:
         metrics=downstream_metrics(),
@@ -36,6 +25,8 @@ rule tables_all:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} report-tables --metrics {input.metrics:q} --reference {params.reference:q}"
         " --out-dir results/tables > {log:q} 2>&1"
@@ -58,6 +49,8 @@ rule signal_check:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         # the report of the margins; `maestro check-signal` without --no-fail is the strict check
         "{params.cli} check-signal --config-json {params.config:q} --results results"
@@ -78,6 +71,8 @@ rule dvc_metrics:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} dvc-metrics --tables results/tables --out {output:q} > {log:q} 2>&1"
 
@@ -99,6 +94,8 @@ rule table_compute:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} report-compute --results results --out results/tables/compute > {log:q} 2>&1"
 
@@ -119,6 +116,8 @@ rule figure_pretrain_loss:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} report-figures --kind loss --inputs {input.histories:q} --out {output:q} > {log:q} 2>&1"
 
@@ -136,6 +135,8 @@ rule figure_ablations:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} report-figures --kind ablation --inputs {input:q} --out {output:q} > {log:q} 2>&1"
 
@@ -153,6 +154,8 @@ rule figure_table1:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} report-figures --kind table1 --inputs {input:q} --out {output:q} > {log:q} 2>&1"
 
@@ -173,6 +176,8 @@ rule figure_reconstruction:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} report-figures --kind reconstruction --inputs {input:q} --out {output:q}"
         " --title {params.title:q} > {log:q} 2>&1"
@@ -194,6 +199,8 @@ rule figure_segmentation:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.cli} report-figures --kind segmentation --inputs {params.npz:q} --out {output:q}"
         " --title {params.title:q} > {log:q} 2>&1"

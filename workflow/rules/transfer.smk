@@ -3,21 +3,6 @@
 # transfer overrides (config `transfer`) set model-side settings such as tokenizer sharing
 # (`embed_key`) or input sizes so that the source's weights fit.
 
-TRANSFER_BASE = "results/transfer/{stage}/{dataset}/from~{source}/{cell}/seed~{seed}"
-
-
-def _transfer_outputs(stage):
-    base = TRANSFER_BASE.replace("{stage}", stage)
-    return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
-
-
-def _transfer_job(wc, phase):
-    return job(
-        store_of(wc), "model", "runtime", phase=phase, cell=cell_of(wc), dataset=wc.dataset,
-        extra_overrides=PLAN.transfer_overrides(wc.source, wc.dataset), transfer_from=wc.source,
-    )  # fmt: skip
-
-
 rule transfer_probe:
     input:
         store=store_path,
@@ -38,6 +23,8 @@ rule transfer_probe:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
@@ -65,6 +52,8 @@ rule transfer_finetune:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
+    conda:
+        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
