@@ -130,3 +130,16 @@ def test_cells_finds_the_sheet_from_any_working_directory(tmp_path, monkeypatch,
     )
     with pytest.raises(SystemExit, match=r"variants sheet 'no\.tsv' not found"):
         main(["cells", "--config", str(cfg)])
+
+
+def test_convert_refuses_an_out_that_is_the_raw_root(tmp_path):
+    store = catalog().store("treesatai_ts")
+    cfg = DemoConfig(n_train=1, n_val=1, n_test=1, acquisitions={"s2": 4, "s1_asc": 2, "s1_des": 2})
+    raw = tmp_path / "raw"
+    generate(store, raw, cfg)
+    before = sorted(p.relative_to(raw) for p in raw.rglob("*"))
+    for out in (raw, tmp_path):  # the raw root itself, and a folder that contains it
+        assert (
+            main(["convert", "--store", "treesatai_ts", "--raw", str(raw), "--out", str(out)]) == 2
+        )
+    assert sorted(p.relative_to(raw) for p in raw.rglob("*")) == before  # nothing deleted
