@@ -129,7 +129,9 @@ def record(
 
 
 #: Files of a model folder whose hashes a provenance record keeps (when present).
-OUTPUT_FILES = ("model.pt", "metrics.json", "history.csv", "reconstruction.npz")
+OUTPUT_FILES = (
+    "model.pt", "metrics.json", "history.csv", "reconstruction.npz", "predictions.npz",
+)  # fmt: skip
 
 
 def output_hashes(out_dir: str | os.PathLike[str]) -> dict[str, dict[str, str]]:

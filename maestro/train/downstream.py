@@ -40,10 +40,10 @@ log = logging.getLogger(__name__)
 MODES = ("probe", "finetune", "scratch")
 #: Bootstrap resamples of the test items behind each test metric's 95 % interval.
 BOOTSTRAP_SAMPLES = 1000
-#: Test crops whose predicted maps are saved (segmentation), for the figures.
+#: Test items whose predictions are saved (``predictions.npz``), for the figures and audits.
 PREDICTION_EXAMPLES = 4
 #: Outputs of a downstream job, relative to its output directory.
-OUTPUTS = ("model.pt", "history.csv", "metrics.json")
+OUTPUTS = ("model.pt", "history.csv", "metrics.json", "predictions.npz")
 
 
 def task_loss(logits: torch.Tensor, label: torch.Tensor, kind: str) -> torch.Tensor:
@@ -102,22 +102,35 @@ def evaluate(
 def prediction_examples(
     model: DownstreamModel, ds: MaestroDataset, dataset: DatasetSpec, n: int, runtime: Runtime
 ) -> dict[str, np.ndarray]:
-    """The first ``n`` test items of a segmentation task: label and predicted class maps
-    ``(n, h, w)`` and the reference modality's first date ``(n, C, H, W)`` with its bands."""
+    """The first ``n`` test items' labels and predictions, with the reference modality's first
+    date ``image (n, C, H, W)`` (segmentation; else the first input modality), its ``bands``
+    and the task's ``classes``.
+
+    Segmentation: ``label`` and ``prediction`` class maps ``(n, h, w)``. Multi-label
+    classification: ``label`` multi-hot ``(n, K)``, ``score`` sigmoid probabilities ``(n, K)``
+    and ``prediction`` = score > 0.5 ``(n, K)``.
+    """
     model.eval()
-    ref = dataset.task.ref_modality
     items = [ds[k] for k in range(min(n, len(ds)))]
     batch = to_device(torch.utils.data.default_collate(items), runtime.device)
+    ref = dataset.task.ref_modality or next(iter(batch["inputs"]))
     with runtime.autocast():
-        pred = model(batch).argmax(1)
+        logits = model(batch).float()
     spec = dataset.store.modality(ref)
-    return {
-        "label": batch["label"].cpu().numpy().astype(np.int16),
-        "prediction": pred.cpu().numpy().astype(np.int16),
+    out = {
         "image": batch["inputs"][ref][:, 0].float().cpu().numpy(),
         "bands": np.array(spec.model_bands),
         "classes": np.array(dataset.task.classes),
     }
+    if dataset.task.kind == "segmentation":
+        out["label"] = batch["label"].cpu().numpy().astype(np.int16)
+        out["prediction"] = logits.argmax(1).cpu().numpy().astype(np.int16)
+    else:
+        score = torch.sigmoid(logits)
+        out["label"] = batch["label"].cpu().numpy().astype(np.int8)
+        out["score"] = score.cpu().numpy().astype(np.float32)
+        out["prediction"] = (score > 0.5).cpu().numpy().astype(np.int8)
+    return out
 
 
 def _train_batches(
@@ -330,10 +343,9 @@ def run_downstream(
         write_csv(out_dir / "history.csv", history)
         record = model_record(model, "downstream", rec["model_cfg"], dataset, rec["norm_groups"])
         checkpoint.save(out_dir / "model.pt", record)
-        if kind == "segmentation":
-            examples = prediction_examples(model, test_ds, dataset, PREDICTION_EXAMPLES, runtime)
-            with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
-                np.savez_compressed(f, **examples)
+        examples = prediction_examples(model, test_ds, dataset, PREDICTION_EXAMPLES, runtime)
+        with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **examples)
         write_json(out_dir / "metrics.json", metrics)
     resume.clear()
     return metrics

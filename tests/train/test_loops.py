@@ -98,10 +98,16 @@ def test_probe_finetune_scratch(small_stores, catalog_small, tmp_path, dataset):
         lo <= scratch["test"][metric] <= hi
         and len(scratch["test"]["bootstrap"]["replicates"]) == 1000
     )
-    if ds.task.kind == "segmentation":  # a few test maps for the figures
-        ex = np.load(tmp_path / "scratch" / "predictions.npz")
-        assert ex["label"].shape == ex["prediction"].shape and ex["label"].shape[0] == 4
-        assert ex["image"].shape[:2] == (4, ds.store.modality(ds.task.ref_modality).channels)
+    ex = np.load(tmp_path / "scratch" / "predictions.npz")  # a few test items, every task kind
+    assert ex["label"].shape == ex["prediction"].shape and ex["label"].shape[0] == 4
+    ref = ds.task.ref_modality or ds.inputs[0]  # classification: the first input modality
+    assert ex["image"].shape[:2] == (4, ds.store.modality(ref).channels)
+    assert list(ex["classes"]) == list(ds.task.classes)
+    if ds.task.kind == "multilabel":
+        assert ex["score"].shape == (4, ds.task.num_classes)
+        assert np.array_equal(ex["prediction"], (ex["score"] > 0.5).astype(np.int8))
+    else:
+        assert ex["prediction"].max() < ds.task.num_classes
     again = run_downstream(
         "scratch", store, ds, job_phase("finetune", j), 0, tmp_path / "scratch2", RT,
         model_cfg=model_config(j),
