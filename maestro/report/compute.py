@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from maestro.report.html import write_markdown
 from maestro.report.tables import latex, markdown
 from maestro.utils.atomic import write_text
 
@@ -99,7 +100,7 @@ def _cell_markdown(cells: pd.DataFrame) -> str:
 def write_compute_table(results: str | Path, out_stem: str | Path) -> pd.DataFrame:
     """Per rule and dataset, then per cell: jobs, wall, CPU and GPU hours (peak RSS per rule).
 
-    Writes ``out_stem``.md/.tex (the summaries) and ``out_stem``.csv (one row per job).
+    Writes ``out_stem``.md/.html/.tex (the summaries) and ``out_stem``.csv (one row per job).
     """
     jobs = collect(results)
     if jobs.empty:
@@ -139,7 +140,7 @@ def write_compute_table(results: str | Path, out_stem: str | Path) -> pd.DataFra
     )
     cells = per_cell(jobs)
     md = f"# Compute cost\n\n{note}\n\n" + markdown(header, body)
-    write_text(out_stem.with_suffix(".md"), md + (_cell_markdown(cells) if len(cells) else ""))
+    write_markdown(out_stem.with_suffix(".md"), md + (_cell_markdown(cells) if len(cells) else ""))
     write_text(out_stem.with_suffix(".tex"), latex(header, body, f"Compute cost. {note}", 2))
     write_text(out_stem.with_suffix(".csv"), jobs.round(6).to_csv(index=False))
     return agg

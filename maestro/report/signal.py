@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from maestro.utils.atomic import write_json, write_text
+from maestro.report.html import write_markdown
+from maestro.utils.atomic import write_json
 
 DRAWS = 4000
 #: Gap (points) above which "linear raw model over MAESTRO fine-tuned" is flagged.
@@ -177,7 +178,7 @@ def markdown(margins: list[Margin], titles: Mapping[str, str] | None = None) -> 
 def write_report(
     margins: list[Margin], out: str | Path, titles: Mapping[str, str] | None = None
 ) -> None:
-    """``out``.md (the table) and ``out``.json (every margin)."""
+    """``out``.md (the table) with its ``.html`` page, and ``out``.json (every margin)."""
     out = Path(out)
     failed = [m for m in margins if not m.ok]
     head = "# Signal check: does the run show the method?\n\n"
@@ -186,7 +187,7 @@ def write_report(
         if not failed
         else f"{len(failed)} required margin(s) missing: a defect to find, not a result.\n\n"
     )
-    write_text(out.with_suffix(".md"), head + markdown(margins, titles))
+    write_markdown(out.with_suffix(".md"), head + markdown(margins, titles))
     write_json(
         out.with_suffix(".json"), {"ok": not failed, "margins": [asdict(m) for m in margins]}
     )

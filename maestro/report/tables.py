@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from maestro.report import paper
+from maestro.report.html import write_markdown
 from maestro.utils.atomic import write_text
 
 METRIC_NAMES = {"weighted_f1": "wF1", "miou": "mIoU"}
@@ -232,11 +233,12 @@ def write_table(
     n_labels: int,
     extra_md: str = "",
 ) -> None:
-    """``stem``.md (title, note, table), ``stem``.csv (long format) and ``stem``.tex."""
+    """``stem``.md (title, note, table) with its ``.html`` page, ``stem``.csv (long format)
+    and ``stem``.tex."""
     stem = Path(stem)
     header, body, long = table
     md = f"# {title}\n\n{note}\n\n" + (markdown(header, body) if body else "(no run)\n") + extra_md
-    write_text(stem.with_suffix(".md"), md)
+    write_markdown(stem.with_suffix(".md"), md)
     long = long.drop(columns=[c for c in ("replicates",) if c in long.columns])
     write_text(stem.with_suffix(".csv"), long.round(4).to_csv(index=False))
     write_text(stem.with_suffix(".tex"), latex(header, body, f"{title}. {note}", n_labels))

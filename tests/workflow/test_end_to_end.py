@@ -112,7 +112,9 @@ def test_pipeline_end_to_end(tmp_path):
     res = snakemake(wd, cfg, "--report", str(wd / "report.html"))
     assert res.returncode == 0, res.stderr[-3000:]
     html = (wd / "report.html").read_text(errors="ignore")
-    assert "table1.md" in html and "ablations.png" in html and "Intra-dataset results" in html
+    assert "table1.html" in html and "ablations.png" in html and "Intra-dataset results" in html
+    page = (wd / "results/tables/table1.html").read_text()  # the table itself, shown inline
+    assert "<table>" in page and "<th>Model</th>" in page and "Trivial" in page
 
 
 def test_paths_with_spaces(tmp_path):

@@ -190,8 +190,9 @@ REPORT_RULES = [
 
 def table_targets():
     return [
-        *expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "csv", "tex"]),
+        *expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "html", "csv", "tex"]),
         "results/tables/signal.md",
+        "results/tables/signal.html",
         "results/tables/summary.json",
         "results/figures/pretrain_loss.png",
         "results/figures/ablations.png",
@@ -229,7 +230,7 @@ def launcher(wildcards, resources):
 
 # --- outputs and helpers of the rule files (every function lives in this file) -------------
 
-DOWNSTREAM_OUT = ["model.pt", "history.csv", "metrics.json", "provenance.json"]
+DOWNSTREAM_OUT = ["model.pt", "history.csv", "metrics.json", "predictions.npz", "provenance.json"]
 
 
 def _downstream_outputs(stage):

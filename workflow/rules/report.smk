@@ -7,12 +7,13 @@ rule tables_all:
         metrics=downstream_metrics(),
     output:
         **{
+            # the HTML page is shown inline in the report; .md/.csv/.tex are the files to use
             f"{t}_{ext}": _report(f"results/tables/{t}.{ext}", t, "Tables", t)
-            if ext == "md"
+            if ext == "html"
             else f"results/tables/{t}.{ext}"
             for t in TABLES
             if t != "compute"
-            for ext in ("md", "csv", "tex")
+            for ext in ("md", "html", "csv", "tex")
         },
     params:
         cli=MAESTRO,
@@ -36,7 +37,8 @@ rule signal_check:
     input:
         metrics=downstream_metrics(),
     output:
-        md=_report("results/tables/signal.md", "signal", "Tables", "signal"),
+        md="results/tables/signal.md",
+        html=_report("results/tables/signal.html", "signal", "Tables", "signal"),
         json="results/tables/signal.json",
     params:
         cli=MAESTRO,
@@ -83,7 +85,8 @@ rule table_compute:
         rules.tables_all.output,
         "results/figures/pretrain_loss.png",
     output:
-        md=_report("results/tables/compute.md", "compute", "Tables", "compute"),
+        md="results/tables/compute.md",
+        html=_report("results/tables/compute.html", "compute", "Tables", "compute"),
         csv="results/tables/compute.csv",
         tex="results/tables/compute.tex",
     params:
@@ -185,13 +188,11 @@ rule figure_reconstruction:
 
 rule figure_segmentation:
     input:
-        # predictions.npz is written next to the fine-tuned model's metrics
-        f"results/finetune/{{dataset}}/{PLAN.reference.id}/seed~{SEEDS[0]}/metrics.json",
+        f"results/finetune/{{dataset}}/{PLAN.reference.id}/seed~{SEEDS[0]}/predictions.npz",
     output:
         _report("results/figures/segmentation_{dataset}.png", "segmentation", "Figures", "segmentation"),
     params:
         cli=MAESTRO,
-        npz=lambda wc, input: os.path.join(os.path.dirname(input[0]), "predictions.npz"),
         title=lambda wc: f"{CATALOG.dataset(wc.dataset).title}: fine-tuned reference cell, test crops",
     log:
         "results/logs/report/segmentation_{dataset}.log",
@@ -202,5 +203,5 @@ rule figure_segmentation:
     conda:
         "../envs/maestro.yaml"
     shell:
-        "{params.cli} report-figures --kind segmentation --inputs {params.npz:q} --out {output:q}"
+        "{params.cli} report-figures --kind segmentation --inputs {input:q} --out {output:q}"
         " --title {params.title:q} > {log:q} 2>&1"
