@@ -56,6 +56,7 @@ from maestro.data.zarr_store import (
     FORMAT,
     SPLIT_CODES,
     VERSION,
+    coordinates,
     create_arrays,
     decode_ids,
     geotransform,
@@ -177,7 +178,7 @@ def _prepare(job: ShardJob, work: Path, fingerprint: str) -> set[int]:
     _remove(work)
     job.marker_dir.mkdir(parents=True)
     group = zarr.open_group(job.store_dir, mode="w", zarr_format=3)
-    create_arrays(group, job.layout, len(job.refs), job.shard_samples)
+    create_arrays(group, job.layout, len(job.refs), job.shard_samples, coordinates(job.spec))
     write_json(record, {"fingerprint": fingerprint, "n_shards": job.n_shards})  # written last
     return set()
 

@@ -17,7 +17,9 @@ from zarr.codecs import ZstdCodec
 from maestro.datasets.spec import ModalitySpec, StoreSpec
 
 #: 2: crop-sized inner chunks, ``crs`` and ``geotransform`` attributes, the tile index.
-VERSION = 2
+#: 3: Zarr ``dimension_names`` on every array and 1-D coordinate arrays (``band``, ``bound``,
+#: ``class``, ``ymd``), so that ``xarray.open_zarr(store, group=...)`` opens a store.
+VERSION = 3
 #: The GeoParquet tile index inside the store (:mod:`maestro.data.tile_index`).
 TILE_INDEX_NAME = "tile_index.parquet"
 ZSTD_LEVEL = 3
@@ -30,7 +32,8 @@ NO_SPLIT = -1
 
 @dataclass(frozen=True)
 class ArrayLayout:
-    """One store array: per-sample ``shape`` (without the leading N axis) and dtype.
+    """One store array: per-sample ``shape`` (without the leading N axis), dtype and
+    dimension names ``dims`` (the leading one is always ``sample``).
 
     ``sharded`` arrays have inner chunks of one sample, ``(1, *chunk)`` (``chunk`` = None:
     the whole sample), and ``shard_samples`` samples per shard file; the others have plain
@@ -42,6 +45,16 @@ class ArrayLayout:
     sharded: bool
     fill_value: Any = 0
     chunk: tuple[int, ...] | None = None
+    dims: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.dims) != len(self.shape):
+            raise ValueError(f"dims {self.dims} do not name every axis of shape {self.shape}")
+
+
+#: Names of the ``bounds`` axis and of a date's (year, month, day) axis (coordinate arrays).
+BOUND_NAMES = ("minx", "miny", "maxx", "maxy")
+YMD_NAMES = ("year", "month", "day")
 
 
 def chunk_px(spec: StoreSpec, m: ModalitySpec) -> int:
@@ -59,33 +72,50 @@ def layout(spec: StoreSpec, tmax: dict[str, int], id_bytes: int) -> dict[str, Ar
         id_bytes: longest UTF-8 sample id, in bytes.
     """
     out: dict[str, ArrayLayout] = {
-        "sample_id": ArrayLayout((id_bytes,), np.dtype("uint8"), False),
-        "ref_date": ArrayLayout((3,), np.dtype("int16"), False),
-        "bounds": ArrayLayout((4,), np.dtype("float64"), False, float("nan")),
+        "sample_id": ArrayLayout((id_bytes,), np.dtype("uint8"), False, dims=("id_byte",)),
+        "ref_date": ArrayLayout((3,), np.dtype("int16"), False, dims=("ymd",)),
+        "bounds": ArrayLayout((4,), np.dtype("float64"), False, float("nan"), dims=("bound",)),
     }
     for scheme in spec.split_schemes:
         out[f"split_{scheme}"] = ArrayLayout((), np.dtype("int8"), False, NO_SPLIT)
     if spec.label is None:
         pass  # pretraining-only store
     elif spec.label.kind == "fractions":
-        out["label"] = ArrayLayout((len(spec.label.names),), np.dtype("float32"), False)
+        out["label"] = ArrayLayout(
+            (len(spec.label.names),), np.dtype("float32"), False, dims=("class",)
+        )
     else:
         if spec.label.grid_modality is None:
             raise ValueError(f"store {spec.name!r}: a raster label needs a grid_modality")
         grid = spec.modality(spec.label.grid_modality)
         p, c = grid.pixels(spec.tile_m), chunk_px(spec, grid)
-        out["label"] = ArrayLayout((p, p), np.dtype(spec.label.dtype), True, 0, (c, c))
+        out["label"] = ArrayLayout(
+            (p, p), np.dtype(spec.label.dtype), True, 0, (c, c), dims=("y", "x")
+        )
     for m in spec.stored_modalities:
         t, p, c, n_bands = tmax[m.name], m.pixels(spec.tile_m), chunk_px(spec, m), len(m.bands)
         out[f"{m.name}/data"] = ArrayLayout(
-            (t, n_bands, p, p), np.dtype(m.dtype), True, 0, (t, n_bands, c, c)
-        )
-        out[f"{m.name}/dates"] = ArrayLayout((t, 3), np.dtype("int16"), True)
+            (t, n_bands, p, p), np.dtype(m.dtype), True, 0, (t, n_bands, c, c),
+            dims=("date", "band", "y", "x"),
+        )  # fmt: skip
+        out[f"{m.name}/dates"] = ArrayLayout((t, 3), np.dtype("int16"), True, dims=("date", "ymd"))
         out[f"{m.name}/ndates"] = ArrayLayout((), np.dtype("int16"), False)
         if m.has_mask:
             out[f"{m.name}/invalid"] = ArrayLayout(
-                (t, p, p), np.dtype("bool"), True, False, (t, c, c)
+                (t, p, p), np.dtype("bool"), True, False, (t, c, c), dims=("date", "y", "x")
             )
+    return out
+
+
+def coordinates(spec: StoreSpec) -> dict[str, tuple[str, ...]]:
+    """The 1-D string coordinate arrays of a store, by path: ``{path: values}``; the array's
+    one dimension is its own name (``s2/band`` has dimension ``band``), as xarray expects."""
+    out: dict[str, tuple[str, ...]] = {"bound": BOUND_NAMES, "ymd": YMD_NAMES}
+    if spec.label is not None and spec.label.kind == "fractions":
+        out["class"] = tuple(spec.label.names)
+    for m in spec.stored_modalities:
+        out[f"{m.name}/band"] = tuple(m.bands)
+        out[f"{m.name}/ymd"] = YMD_NAMES
     return out
 
 
@@ -104,9 +134,19 @@ def geotransform(m: ModalitySpec) -> dict[str, Any]:
 
 
 def create_arrays(
-    group: zarr.Group, arrays: dict[str, ArrayLayout], n: int, shard_samples: int
+    group: zarr.Group,
+    arrays: dict[str, ArrayLayout],
+    n: int,
+    shard_samples: int,
+    coords: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, zarr.Array]:
-    """Create every array of ``arrays`` with ``n`` samples in ``group``; returns them by path."""
+    """Create every array of ``arrays`` with ``n`` samples in ``group`` (returned by path)
+    and write the coordinate arrays ``coords`` (:func:`coordinates`)."""
+    for path, values in (coords or {}).items():
+        arr = group.create_array(
+            name=path, shape=(len(values),), dtype=str, dimension_names=(path.split("/")[-1],)
+        )
+        arr[...] = np.array(values, dtype=object)
     out = {}
     for path, lay in arrays.items():
         chunk = lay.chunk or lay.shape
@@ -122,6 +162,7 @@ def create_arrays(
             shards=shard if lay.sharded else None,
             compressors=ZstdCodec(level=ZSTD_LEVEL),
             fill_value=lay.fill_value,
+            dimension_names=("sample", *lay.dims),
         )
     return out
 

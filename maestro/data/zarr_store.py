@@ -42,6 +42,13 @@ recorded in the tile index), ``created_by``. Modality group attributes: ``bands`
 {"mean", "std", "count"}} per band in file order, on scaled values of the train split,
 excluding padded dates, NaNs and invalid pixels).
 
+Every array names its axes (Zarr ``dimension_names``: ``sample``, ``date``, ``band``,
+``y``, ``x``, ``ymd``, ``bound``, ``class``, ``id_byte``) and the labelled axes have 1-D string
+coordinate arrays of the same name (``<mod>/band``, ``<mod>/ymd``, ``ymd``, ``bound``,
+``class``), so ``xarray.open_zarr(store)`` and ``xarray.open_zarr(store, group="s2")`` open
+the store with named dimensions (``ds.data.sel(band="B4")``). Dates stay per sample
+(``dates``: sample × date × ymd), as they differ between samples.
+
 A ``maestro_manifest.json`` inside the store lists every other file (the tile index
 included) with its size and sha256, plus one content hash (:func:`store_hash`).
 """
@@ -68,6 +75,7 @@ from maestro.data.store_layout import (
     ZSTD_LEVEL,
     ArrayLayout,
     chunk_px,
+    coordinates,
     create_arrays,
     decode_ids,
     encode_ids,
@@ -91,6 +99,7 @@ __all__ = [
     "ArrayLayout",
     "Store",
     "chunk_px",
+    "coordinates",
     "create_arrays",
     "decode_ids",
     "encode_ids",

@@ -129,6 +129,34 @@ def test_chunks_shards_codecs_and_consolidation(converted) -> None:
         assert lab["codecs"][0]["configuration"]["chunk_shape"] == [1, k, k]
 
 
+def test_dimension_names_and_coordinates(converted) -> None:
+    """Every array names its axes (Zarr ``dimension_names``) and the named axes with labels
+    have 1-D coordinate arrays, so xarray opens each group with labelled dimensions."""
+    import xarray as xr
+
+    reader, path = converted
+    spec = reader.store
+    root = xr.open_zarr(path, )
+    assert root["bounds"].dims == ("sample", "bound")
+    assert list(root["bound"].values) == ["minx", "miny", "maxx", "maxy"]
+    assert root["ref_date"].dims == ("sample", "ymd") and root.sizes["sample"] == 11
+    if spec.label.kind == "fractions":
+        assert root["label"].dims == ("sample", "class")
+        assert list(root["class"].values) == list(spec.label.names)
+    else:
+        assert root["label"].dims == ("sample", "y", "x")
+    store = Store(path)
+    for m in spec.stored_modalities:
+        ds = xr.open_zarr(path, group=m.name, )
+        assert ds["data"].dims == ("sample", "date", "band", "y", "x")
+        assert list(ds["band"].values) == list(m.bands)
+        assert ds["dates"].dims == ("sample", "date", "ymd")
+        data, _, _ = store.read(0, m.name)  # the same values as the store reader
+        np.testing.assert_array_equal(ds["data"].isel(sample=0).values[: len(data)], data)
+        sub = ds["data"].sel(band=m.bands[-1]).isel(sample=0).values[: len(data)]
+        np.testing.assert_array_equal(sub, data[:, -1])
+
+
 def test_attrs_and_spec(converted) -> None:
     reader, path = converted
     store = Store(path)
@@ -136,7 +164,7 @@ def test_attrs_and_spec(converted) -> None:
     assert store.attrs["store_spec"] == json.loads(json.dumps(to_dict(reader.store)))
     assert store.attrs["n_samples"] == 11
     assert store.attrs["created_by"].startswith("maestro ")
-    assert store.attrs["version"] == 2
+    assert store.attrs["version"] == 3
     assert store.crs == store.attrs["crs"] == reader.store.crs != ""
     for m in reader.store.modalities:
         attrs = store.group[m.name].attrs
