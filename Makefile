@@ -52,7 +52,7 @@ format: $(BIN)/.installed-test
 
 dag: $(BIN)/.installed
 	$(BIN)/snakemake --configfile $(CONFIG) --rulegraph dot -- all 2>/dev/null \
-	    | $(BIN)/maestro report-rulegraph --out docs/rulegraph.png
+	    | $(BIN)/maestro report-rulegraph --markdown README.md
 
 clean-results:
 	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -348,11 +348,19 @@ def cmd_report_figures(args: argparse.Namespace) -> None:
 
 
 def cmd_report_rulegraph(args: argparse.Namespace) -> None:
-    """Render ``snakemake --rulegraph dot`` output (file or stdin) to a PNG."""
-    from maestro.report.rulegraph import draw_rulegraph
+    """Write ``snakemake --rulegraph dot`` output (file or stdin) as a Mermaid flowchart into
+    the marked block of a Markdown file (``--check``: exit 1 if that block is stale)."""
+    from maestro.report.rulegraph import replace_block
+    from maestro.utils.atomic import write_text
 
     text = sys.stdin.read() if args.dot == "-" else Path(args.dot).read_text()
-    draw_rulegraph(text, args.out)
+    old = Path(args.markdown).read_text(encoding="utf-8")
+    new = replace_block(old, text)
+    if args.check:
+        if new != old:
+            raise SystemExit(f"{args.markdown}: the rule graph is stale; run `make dag`")
+        return
+    write_text(args.markdown, new)
 
 
 # --- DVC ------------------------------------------------------------------------------------
@@ -557,9 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="the PNG to write")
     sp.add_argument("--title", default="", help="figure title")
 
-    sp = add("report-rulegraph", cmd_report_rulegraph, "draw the workflow's rule graph")
-    sp.add_argument("--dot", default="-", help="dot text file, or - for stdin")
-    sp.add_argument("--out", required=True, help="the PNG to write")
+    sp = add("report-rulegraph", cmd_report_rulegraph, "the workflow's rule graph (Mermaid)")
+    sp.add_argument("--dot", default="-", help="`snakemake --rulegraph dot` text file, or -")
+    sp.add_argument(
+        "--markdown", default="README.md", help="Markdown file whose marked block is replaced"
+    )
+    sp.add_argument("--check", action="store_true", help="only check that the block is current")
 
     sp = add("dvc-metrics", cmd_dvc_metrics, "DVC metrics file of the tables (JSON)")
     sp.add_argument("--tables", default="results/tables", help="folder of the table CSVs")

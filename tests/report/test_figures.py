@@ -62,6 +62,27 @@ def test_rulegraph_parsing_and_layers():
         parse_dot("digraph {}")
 
 
+def test_rulegraph_mermaid_is_deterministic_and_replaces_only_its_block():
+    from maestro.report.rulegraph import BEGIN, END, mermaid, replace_block
+
+    one = ["digraph {", '0[label = "all"];', '1[label = "convert"];', '2[label = "train"];']
+    one += ["1 -> 2", "2 -> 0", "1 -> 0", "}"]
+    # the same graph, numbered and ordered differently (as Snakemake does from call to call)
+    two = ["digraph {", '5[label = "train"];', '7[label = "all"];', '9[label = "convert"];']
+    two += ["5 -> 7", "9 -> 7", "9 -> 5", "}"]
+    text = mermaid("\n".join(one))
+    assert text == mermaid("\n".join(two))
+    assert (
+        text == "flowchart LR\n    convert([convert])\n    train([train])\n    convert --> train\n"
+    )
+    doc = f"# Title\n\n{BEGIN}\nold\n{END}\n\nafter\n"
+    new = replace_block(doc, "\n".join(one))
+    assert new.startswith("# Title\n\n") and new.endswith(f"{END}\n\nafter\n")
+    assert "```mermaid\nflowchart LR\n" in new and "old" not in new
+    with pytest.raises(ValueError, match="no rule graph block"):
+        replace_block("# no markers\n", "\n".join(one))
+
+
 def test_ablation_bars_and_segmentation_maps(tmp_path):
     from maestro.report.figures import ablation_bars, segmentation_maps
 

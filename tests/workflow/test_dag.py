@@ -140,6 +140,25 @@ def test_paper_config_is_not_merged_with_the_demo():
     )
 
 
+def test_readme_rule_graph_is_current():
+    """The README's Mermaid rule graph is what `make dag` draws from the workflow as it is."""
+    import subprocess
+    import sys
+
+    from maestro.report.rulegraph import replace_block
+
+    from .conftest import REPO
+
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", "config/config.yaml",
+           "--rulegraph", "dot", "--", "all"]  # fmt: skip
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert replace_block(readme, res.stdout) == readme, "README rule graph is stale: make dag"
+    for rule in ("generate_demo", "transfer_finetune", "figure_segmentation", "dvc_metrics"):
+        assert f"    {rule}([{rule}])" in readme
+
+
 def test_the_workflow_runs_as_a_snakemake_module(tmp_path):
     """`module ... snakefile:` + `use rule *`: rules take the CLI through params, not from a
     global of the including Snakefile."""
