@@ -17,7 +17,7 @@ TRAIN_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 help:
 	@echo "make run    set up .venv and run the whole pipeline on the demo suite ($(CONFIG))"
 	@echo "make test   set up .venv with test extras and run the test suite"
-	@echo "make lint   ruff lint + format check"
+	@echo "make lint   ruff lint + format check, snakefmt check, snakemake --lint"
 
 # torch first, pinned, so that pip never resolves a multi-GB CUDA build on a CPU machine
 # (see scripts/install_torch.sh); then the package itself in editable mode.
@@ -44,6 +44,7 @@ test: $(BIN)/.installed-test
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check workflow
 	$(BIN)/python -m snakemake --lint --cores 1
 
 format: $(BIN)/.installed-test

@@ -12,19 +12,19 @@ rule band_groups:
             category="Figures",
             subcategory="band groups",
         ),
-    params:
-        cli=MAESTRO,
-        job=lambda wc: job(wc.store, "analysis"),
     log:
         "results/logs/band_groups/{store}.log",
     benchmark:
         "results/benchmarks/band_groups/{store}.tsv"
+    conda:
+        "../envs/maestro.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/maestro.yaml"
+    params:
+        cli=MAESTRO,
+        job=lambda wc: job(wc.store, "analysis"),
     shell:
         "{params.cli} analyze-bands --store-path {input.store:q} --out-json {output.groups:q}"
         " --out-png {output.figure:q} --job {params.job:q} > {log:q} 2>&1"

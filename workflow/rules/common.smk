@@ -13,7 +13,6 @@ from maestro.experiment import model_config
 from maestro.grid import make_plan
 from maestro.jobs import job_for, job_json, validate_config
 
-
 try:  # every schema violation at once, one line each, before any job is scheduled
     _validated = validate_config(config)  # with the schema's defaults filled in
 except ValueError as err:
@@ -40,6 +39,7 @@ for _d in PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]:
         raise WorkflowError(f"invalid configuration: sources.{_s} is required by dataset {_d}")
     if _d in DATASETS and CATALOG.dataset(_d).task is None:
         raise WorkflowError(f"invalid configuration: {_d} has no task; use it as a transfer source")
+
 
 #: How the package is invoked: the interpreter running Snakemake (the project's venv).
 #: The package's CLI under this interpreter (quoted: a venv path may contain spaces).
@@ -98,7 +98,10 @@ def store_of(wildcards):
 def raw_dir(wildcards):
     """Root of a store's raw distribution."""
     src = config["sources"][wildcards.store]
-    by_kind = {"demo": f"data/raw/demo/{wildcards.store}", "download": f"data/raw/{wildcards.store}"}
+    by_kind = {
+        "demo": f"data/raw/demo/{wildcards.store}",
+        "download": f"data/raw/{wildcards.store}",
+    }
     return by_kind.get(src["kind"], src.get("root"))
 
 

@@ -4,19 +4,19 @@
 rule generate_demo:
     output:
         directory("data/raw/demo/{store}"),
-    params:
-        cli=MAESTRO,
-        job=lambda wc: job(wc.store, demo=config["sources"][wc.store]["demo"]),
     log:
         "results/logs/generate_demo/{store}.log",
     benchmark:
         "results/benchmarks/generate_demo/{store}.tsv"
+    conda:
+        "../envs/maestro.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/maestro.yaml"
+    params:
+        cli=MAESTRO,
+        job=lambda wc: job(wc.store, demo=config["sources"][wc.store]["demo"]),
     shell:
         "{params.cli} generate-demo --store {wildcards.store} --out {output:q} --job {params.job:q} > {log:q} 2>&1"
 
@@ -24,22 +24,24 @@ rule generate_demo:
 rule download:
     output:
         "data/raw/{store}/download_manifest.json",
-    params:
-        cli=MAESTRO,
-        manifest=lambda wc: config["sources"][wc.store]["manifest"],
-        root=lambda wc, output: os.path.dirname(output[0]),
-        unpinned=lambda wc: "--allow-unpinned" if config["sources"][wc.store].get("allow_unpinned") else "",
     log:
         "results/logs/download/{store}.log",
     benchmark:
         "results/benchmarks/download/{store}.tsv"
+    retries: 2
+    conda:
+        "../envs/maestro.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=lambda wc, attempt: 1440 * attempt,
-    retries: 2
-    conda:
-        "../envs/maestro.yaml"
+    params:
+        cli=MAESTRO,
+        manifest=lambda wc: config["sources"][wc.store]["manifest"],
+        root=lambda wc, output: os.path.dirname(output[0]),
+        unpinned=lambda wc: (
+            "--allow-unpinned" if config["sources"][wc.store].get("allow_unpinned") else ""
+        ),
     shell:
         # the raw files live beside the record, outside the declared output: an interrupted
         # download keeps its .part files and resumes on the next run
@@ -52,20 +54,20 @@ rule convert:
         raw=raw_input,
     output:
         directory("results/data/{store}.zarr"),
-    params:
-        cli=MAESTRO,
-        job=lambda wc: job(wc.store, "convert"),
-        raw=raw_dir,
     log:
         "results/logs/convert/{store}.log",
     benchmark:
         "results/benchmarks/convert/{store}.tsv"
+    conda:
+        "../envs/maestro.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../envs/maestro.yaml"
+    params:
+        cli=MAESTRO,
+        job=lambda wc: job(wc.store, "convert"),
+        raw=raw_dir,
     shell:
         "{params.cli} convert --store {wildcards.store} --raw {params.raw:q} --out {output:q}"
         " --workers {threads} --job {params.job:q} > {log:q} 2>&1"

@@ -2,12 +2,24 @@
 # model, and train the same architecture from scratch (the supervised ViT baseline) and probe
 # it at random initialization (the floor a pretrained probe must beat).
 
+
 rule probe:
     input:
         store=store_path,
         init="results/pretrain/{dataset}/{cell}/seed~{seed}/model.pt",
     output:
         **_downstream_outputs("probe"),
+    log:
+        "results/logs/probe/{dataset}/{cell}/seed~{seed}.log",
+    benchmark:
+        "results/benchmarks/probe/{dataset}/{cell}/seed~{seed}.tsv"
+    conda:
+        "../envs/maestro.yaml"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 240 * attempt,
     params:
         job=lambda wc: job(
             store_of(wc), "model", "runtime", phase="probe", cell=cell_of(wc), dataset=wc.dataset
@@ -15,17 +27,6 @@ rule probe:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         launch=launcher,
         gpus=gpu_count,
-    log:
-        "results/logs/probe/{dataset}/{cell}/seed~{seed}.log",
-    benchmark:
-        "results/benchmarks/probe/{dataset}/{cell}/seed~{seed}.tsv"
-    threads: TRAIN_THREADS
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=lambda wc, attempt: 240 * attempt,
-    conda:
-        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
@@ -39,24 +40,29 @@ rule finetune_model:
         init=finetune_init,
     output:
         **_downstream_outputs("finetune"),
-    params:
-        job=lambda wc: job(
-            store_of(wc), "model", "runtime", phase="finetune", cell=cell_of(wc), dataset=wc.dataset
-        ),
-        out_dir=lambda wc, output: os.path.dirname(output.model),
-        launch=launcher,
-        gpus=gpu_count,
     log:
         "results/logs/finetune/{dataset}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/finetune/{dataset}/{cell}/seed~{seed}.tsv"
+    conda:
+        "../envs/maestro.yaml"
     threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
-    conda:
-        "../envs/maestro.yaml"
+    params:
+        job=lambda wc: job(
+            store_of(wc),
+            "model",
+            "runtime",
+            phase="finetune",
+            cell=cell_of(wc),
+            dataset=wc.dataset,
+        ),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     shell:
         "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
@@ -69,6 +75,17 @@ rule train_scratch:
         store=store_path,
     output:
         **_downstream_outputs("scratch"),
+    log:
+        "results/logs/scratch/{dataset}/{cell}/seed~{seed}.log",
+    benchmark:
+        "results/benchmarks/scratch/{dataset}/{cell}/seed~{seed}.tsv"
+    conda:
+        "../envs/maestro.yaml"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 480 * attempt,
     params:
         job=lambda wc: job(
             store_of(wc), "model", "runtime", phase="scratch", cell=cell_of(wc), dataset=wc.dataset
@@ -76,17 +93,6 @@ rule train_scratch:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         launch=launcher,
         gpus=gpu_count,
-    log:
-        "results/logs/scratch/{dataset}/{cell}/seed~{seed}.log",
-    benchmark:
-        "results/benchmarks/scratch/{dataset}/{cell}/seed~{seed}.tsv"
-    threads: TRAIN_THREADS
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=lambda wc, attempt: 480 * attempt,
-    conda:
-        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode scratch --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --out-dir {params.out_dir:q} --seed {wildcards.seed}"
@@ -98,6 +104,17 @@ rule probe_random:
         store=store_path,
     output:
         **_downstream_outputs("probe_random"),
+    log:
+        "results/logs/probe_random/{dataset}/{cell}/seed~{seed}.log",
+    benchmark:
+        "results/benchmarks/probe_random/{dataset}/{cell}/seed~{seed}.tsv"
+    conda:
+        "../envs/maestro.yaml"
+    threads: TRAIN_THREADS
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 240 * attempt,
     params:
         job=lambda wc: job(
             store_of(wc), "model", "runtime", phase="probe", cell=cell_of(wc), dataset=wc.dataset
@@ -105,17 +122,6 @@ rule probe_random:
         out_dir=lambda wc, output: os.path.dirname(output.model),
         launch=launcher,
         gpus=gpu_count,
-    log:
-        "results/logs/probe_random/{dataset}/{cell}/seed~{seed}.log",
-    benchmark:
-        "results/benchmarks/probe_random/{dataset}/{cell}/seed~{seed}.tsv"
-    threads: TRAIN_THREADS
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=lambda wc, attempt: 240 * attempt,
-    conda:
-        "../envs/maestro.yaml"
     shell:
         "{params.launch} downstream --mode probe --random-init --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --out-dir {params.out_dir:q} --seed {wildcards.seed}"

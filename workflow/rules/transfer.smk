@@ -3,28 +3,29 @@
 # transfer overrides (config `transfer`) set model-side settings such as tokenizer sharing
 # (`embed_key`) or input sizes so that the source's weights fit.
 
+
 rule transfer_probe:
     input:
         store=store_path,
         init="results/pretrain/{source}/{cell}/seed~{seed}/model.pt",
     output:
         **_transfer_outputs("probe"),
-    params:
-        job=lambda wc: _transfer_job(wc, "probe"),
-        out_dir=lambda wc, output: os.path.dirname(output.model),
-        launch=launcher,
-        gpus=gpu_count,
     log:
         "results/logs/transfer_probe/{dataset}/from~{source}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/transfer_probe/{dataset}/from~{source}/{cell}/seed~{seed}.tsv"
+    conda:
+        "../envs/maestro.yaml"
     threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
-    conda:
-        "../envs/maestro.yaml"
+    params:
+        job=lambda wc: _transfer_job(wc, "probe"),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     shell:
         "{params.launch} downstream --mode probe --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
@@ -38,22 +39,22 @@ rule transfer_finetune:
         init=transfer_finetune_init,
     output:
         **_transfer_outputs("finetune"),
-    params:
-        job=lambda wc: _transfer_job(wc, "finetune"),
-        out_dir=lambda wc, output: os.path.dirname(output.model),
-        launch=launcher,
-        gpus=gpu_count,
     log:
         "results/logs/transfer_finetune/{dataset}/from~{source}/{cell}/seed~{seed}.log",
     benchmark:
         "results/benchmarks/transfer_finetune/{dataset}/from~{source}/{cell}/seed~{seed}.tsv"
+    conda:
+        "../envs/maestro.yaml"
     threads: TRAIN_THREADS
     resources:
         gpu=1,
         mem_mb=16000,
         runtime=lambda wc, attempt: 480 * attempt,
-    conda:
-        "../envs/maestro.yaml"
+    params:
+        job=lambda wc: _transfer_job(wc, "finetune"),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+        launch=launcher,
+        gpus=gpu_count,
     shell:
         "{params.launch} downstream --mode finetune --dataset {wildcards.dataset}"
         " --store-path {input.store:q} --init {input.init:q} --out-dir {params.out_dir:q}"
