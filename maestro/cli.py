@@ -317,11 +317,16 @@ def cmd_check_signal(args: argparse.Namespace) -> None:
 
 
 def cmd_report_tables(args: argparse.Namespace) -> None:
-    """Table 1, Table 2 and the ablation tables (.md, .csv, .tex) from metrics files."""
+    """Table 1, Table 2, the ablation tables (.md, .html, .csv, .tex) and the per-class
+    results of the reference cell (.md, .html, .csv) from metrics files."""
     from maestro.grid import parse_cell_id
     from maestro.report.build import write_all
+    from maestro.report.per_class import write_per_class
+    from maestro.report.tables import load_metrics
 
-    write_all(args.metrics, parse_cell_id(args.reference), args.out_dir)
+    reference = parse_cell_id(args.reference)
+    write_all(args.metrics, reference, args.out_dir)
+    write_per_class(load_metrics(args.metrics), reference, Path(args.out_dir) / "per_class")
 
 
 def cmd_report_compute(args: argparse.Namespace) -> None:

@@ -36,6 +36,29 @@ COSIA_NAMES = (
     "mixed",
     "undefined",
 )
+#: Legend colour of each class, as IGN publishes it with FLAIR #1/#2 and FLAIR-HUB (the
+#: datasets' documentation pages): keyed by name, since CoSIA orders the classes differently.
+LEGEND_COLOURS = {
+    "building": "#db0e9a",
+    "greenhouse": "#9999ff",
+    "swimming pool": "#3de6eb",
+    "impervious surface": "#f80c00",
+    "pervious surface": "#938e7b",
+    "bare soil": "#a97101",
+    "water": "#1553ae",
+    "snow": "#ffffff",
+    "herbaceous vegetation": "#55ff00",
+    "agricultural land": "#fff30d",
+    "plowed land": "#e4df7c",
+    "vineyard": "#660082",
+    "deciduous": "#46e483",
+    "coniferous": "#194a26",
+    "brushwood": "#f3a60d",
+    "clear cut": "#8ab3a0",
+    "ligneous": "#c5dc42",
+    "mixed": "#6b714f",
+    "undefined": "#000000",
+}
 #: Evaluated classes: the first 15; raw 15..18 are ignored.
 NUM_CLASSES = 15
 #: FLAIR#2 additionally ignores greenhouse, swimming pool and snow.
@@ -106,6 +129,7 @@ def datasets(store: StoreSpec) -> list[DatasetSpec]:
                 metric="miou",
                 label_map=_label_map(()),
                 ref_modality="aerial",
+                colours=tuple(LEGEND_COLOURS[c] for c in classes),
             ),
         ),
         DatasetSpec(
@@ -120,6 +144,7 @@ def datasets(store: StoreSpec) -> list[DatasetSpec]:
                 metric="miou",
                 label_map=_label_map(FLAIR2_IGNORED),
                 ref_modality="aerial",
+                colours=tuple(LEGEND_COLOURS[c] for c in classes),
             ),
         ),
     ]

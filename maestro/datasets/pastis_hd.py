@@ -36,6 +36,13 @@ CLASS_NAMES = (
     "Void label",
 )
 VOID = 19
+#: The PASTIS authors' figure colours (their demo notebook): background black, class k of
+#: 1..18 the k-th colour of matplotlib's ``tab20``.
+LEGEND_COLOURS = (
+    "#000000", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896",
+    "#9467bd", "#c5b0d5", "#8c564b", "#c49c94", "#e377c2", "#f7b6d2", "#7f7f7f", "#c7c7c7",
+    "#bcbd22", "#dbdb8d", "#17becf",
+)  # fmt: skip
 
 #: The SPOT mosaic and the reference date of every sample (MAESTRO fixes both to mid-2019).
 SPOT_DATE = "20190701"
@@ -89,6 +96,7 @@ def datasets(store: StoreSpec) -> list[DatasetSpec]:
                 metric="miou",
                 label_map=label_map,
                 ref_modality="s2",
+                colours=LEGEND_COLOURS,
             ),
         )
     ]

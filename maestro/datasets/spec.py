@@ -279,6 +279,8 @@ class TaskSpec:
         threshold: multilabel only, a class is present if its area fraction > threshold.
         label_map: segmentation only, raw label value -> class id, or -1 (ignored).
         ref_modality: segmentation only, the modality whose token grid carries the head.
+        colours: segmentation only, the dataset's published legend colour of each class
+            (``#rrggbb``, index = class id) for the figures; None: a generic palette.
     """
 
     kind: Literal["multilabel", "segmentation"]
@@ -287,6 +289,17 @@ class TaskSpec:
     threshold: float | None = None
     label_map: tuple[int, ...] | None = None
     ref_modality: str | None = None
+    colours: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.colours is not None and (
+            len(self.colours) != len(self.classes)
+            or not all(len(c) == 7 and c[0] == "#" for c in self.colours)
+        ):
+            raise ValueError(
+                f"task colours: expected one '#rrggbb' per class ({len(self.classes)}), "
+                f"found {self.colours}"
+            )
 
     @property
     def num_classes(self) -> int:

@@ -143,7 +143,7 @@ def ablation(df: pd.DataFrame, reference: Mapping[str, str], axis: str) -> tuple
 def write_all(
     metrics: Iterable[str | Path], reference: Mapping[str, str], out_dir: str | Path
 ) -> dict[str, pd.DataFrame]:
-    """Write table1, table2 and ablation_<axis> (.md, .csv, .tex) into ``out_dir``."""
+    """Write table1, table2 and ablation_<axis> (.md, .html, .csv, .tex) into ``out_dir``."""
     df = load_metrics(metrics)
     reference = {"dates": "all"} | dict(reference)  # ids of older runs have no dates column
     out_dir = Path(out_dir)

@@ -337,6 +337,7 @@ def run_downstream(
         "val": best["val"],
         "test": test,
         "train_items": len(train_ds),
+        "classes": list(dataset.task.classes),
     } | dict(meta or {})
     if d.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -194,6 +194,7 @@ REPORT_RULES = [
 def table_targets():
     return [
         *expand("results/tables/{table}.{ext}", table=TABLES, ext=["md", "html", "csv", "tex"]),
+        *expand("results/tables/per_class.{ext}", ext=["md", "html", "csv"]),
         "results/tables/signal.md",
         "results/tables/signal.html",
         "results/tables/summary.json",

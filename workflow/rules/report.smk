@@ -17,6 +17,9 @@ rule tables_all:
             if t != "compute"
             for ext in ("md", "html", "csv", "tex")
         },
+        per_class_md="results/tables/per_class.md",
+        per_class_html=_report("results/tables/per_class.html", "per_class", "Tables", "per_class"),
+        per_class_csv="results/tables/per_class.csv",
     log:
         "results/logs/report/tables.log",
     benchmark:
