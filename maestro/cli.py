@@ -337,19 +337,21 @@ def cmd_report_compute(args: argparse.Namespace) -> None:
 
 
 def cmd_report_figures(args: argparse.Namespace) -> None:
-    """Draw the pretraining loss curves and reconstruction examples."""
-    from maestro.report import figures
+    """Draw a figure of results/figures/ from the files training wrote."""
+    from maestro.report import figures, maps
 
     if args.kind == "loss":
         figures.loss_curves(args.inputs, args.out)
+    elif args.kind == "downstream":
+        figures.downstream_curves(args.inputs, args.out)
     elif args.kind == "ablation":
         figures.ablation_bars(args.inputs, args.out)
     elif args.kind == "table1":
         figures.table1_bars(args.inputs[0], args.out)
     elif args.kind == "segmentation":
-        figures.segmentation_maps(args.inputs[0], args.out, title=args.title)
+        maps.segmentation_maps(args.inputs[0], args.out, title=args.title)
     else:
-        figures.reconstruction_figure(args.inputs[0], args.out, title=args.title)
+        maps.reconstruction_figure(args.inputs[0], args.out, title=args.title)
 
 
 def cmd_report_rulegraph(args: argparse.Namespace) -> None:
@@ -554,10 +556,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--results", default="results", help="the results folder (with benchmarks/)")
     sp.add_argument("--out", required=True, help="output stem, e.g. results/tables/compute")
 
-    sp = add("report-figures", cmd_report_figures, "loss curves / reconstruction figure")
+    sp = add("report-figures", cmd_report_figures, "a figure of results/figures/")
     sp.add_argument(
         "--kind",
-        choices=["loss", "reconstruction", "ablation", "segmentation", "table1"],
+        choices=["loss", "downstream", "reconstruction", "ablation", "segmentation", "table1"],
         required=True,
         help="which figure",
     )

@@ -1,4 +1,5 @@
-"""Figures from training outputs: pretraining loss curves and a reconstruction example."""
+"""Figures from training outputs: loss and validation curves, ablation and Table 1 bars.
+The image panels (reconstructions, segmentation maps) are in :mod:`maestro.report.maps`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap
 
 from maestro.report.tables import AXES
 from maestro.utils.atomic import atomic_path
-
-#: Bands shown as RGB when present (first match wins), else the first band in grey.
-DISPLAY_BANDS = (("R", "G", "B"), ("B4", "B3", "B2"), ("NIR", "R", "G"))
 
 
 def _save(fig: plt.Figure, out: str | Path) -> None:
@@ -66,52 +63,6 @@ def loss_curves(histories: Sequence[str | Path], out: str | Path) -> None:
         ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1,
                   frameon=False)  # fmt: skip
         ax.grid(alpha=0.3)
-    _save(fig, out)
-
-
-def class_colours(k: int) -> list[tuple[float, float, float, float]]:
-    """``k`` distinct colours: tab20's saturated half first, then its light half (tab20
-    pairs a dark and a light shade of one hue: neighbouring class ids would look alike)."""
-    cmap = plt.get_cmap("tab20")
-    order = [*range(0, 20, 2), *range(1, 20, 2)]
-    return [cmap(order[c % 20]) for c in range(k)]
-
-
-def _display(img: np.ndarray, bands: list[str], ref: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` -> an ``(H, W, 3)`` or ``(H, W)`` image stretched by ``ref``'s 2-98 %."""
-    pick = next((b for b in DISPLAY_BANDS if all(x in bands for x in b)), (bands[0],))
-    idx = [bands.index(b) for b in pick]
-    x, r = img[idx], ref[idx]
-    finite = r[np.isfinite(r)]
-    lo, hi = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
-    x = np.clip((x - lo) / max(hi - lo, 1e-6), 0, 1)
-    x = np.where(np.isnan(x), 0.5, x)  # masked patches in grey
-    return np.moveaxis(x, 0, -1) if len(idx) == 3 else x[0]
-
-
-def reconstruction_figure(npz_path: str | Path, out: str | Path, title: str = "") -> None:
-    """Rows = modalities (first date), columns = masked input / reconstruction / target."""
-    data = np.load(npz_path, allow_pickle=False)
-    mods = sorted(
-        {k.split("__")[0] for k in data.files}, key=lambda m: data.files.index(f"{m}__target")
-    )
-    fig, axes = plt.subplots(len(mods), 3, figsize=(7.5, 2.5 * len(mods)), squeeze=False)
-    for row, m in zip(axes, mods, strict=True):
-        bands = [str(b) for b in data[f"{m}__bands"]]
-        target = data[f"{m}__target"][0]
-        for ax, key, name in zip(
-            row,
-            ("masked_input", "reconstruction", "target"),
-            ("masked input", "reconstruction", "target"),
-            strict=True,
-        ):
-            img = _display(data[f"{m}__{key}"][0], bands, target)
-            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{m}: {name}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
     _save(fig, out)
 
 
@@ -180,35 +131,38 @@ def table1_bars(table_csv: str | Path, out: str | Path) -> None:
     _save(fig, out)
 
 
-def segmentation_maps(npz_path: str | Path, out: str | Path, title: str = "") -> None:
-    """Rows = test crops; columns = input (reference modality, first date), label, prediction."""
-    data = np.load(npz_path, allow_pickle=False)
-    classes = [str(c) for c in data["classes"]]
-    bands = [str(b) for b in data["bands"]]
-    cmap = ListedColormap(class_colours(len(classes)))
-    n = len(data["label"])
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
-    for row, k in zip(axes, range(n), strict=True):
-        img = data["image"][k]
-        row[0].imshow(_display(img, bands, img), cmap="gray", vmin=0.0, vmax=1.0)
-        for ax, key in zip(row[1:], ("label", "prediction"), strict=True):
-            m = np.ma.masked_less(data[key][k], 0)  # ignored pixels stay blank
-            ax.imshow(m, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, interpolation="nearest")
-        for ax, name in zip(row, ("input", "label", "prediction"), strict=True):
-            ax.set_title(f"crop {k}: {name}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    present = sorted(set(np.unique(data["label"])) | set(np.unique(data["prediction"])) - {-1})
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(c)) for c in present if c >= 0]
-    fig.legend(
-        handles,
-        [classes[c] for c in present if c >= 0],
-        loc="lower center",
-        ncol=4,
-        fontsize=7,
-        frameon=False,
-    )
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(bottom=0.12)
+#: Line styles of the downstream modes in :func:`downstream_curves` (floors dashed).
+MODE_STYLES = {
+    "finetune": ("MAESTRO fine-tuned", "-"),
+    "probe": ("MAESTRO probe", "-"),
+    "scratch": ("ViT from scratch", "--"),
+    "probe_random": ("random-init probe", "--"),
+}
+
+
+def downstream_curves(histories: Sequence[str | Path], out: str | Path) -> None:
+    """One panel per dataset: the validation metric per epoch of each downstream run (mode
+    and seed from the metrics.json beside each history), floors dashed. A curve still rising
+    at its last epoch is an undertrained run; a flat one at the trivial level learns nothing."""
+    by_dataset: dict[str, list[tuple[str, str, str, pd.DataFrame]]] = {}
+    for h in map(Path, histories):
+        meta = json.loads((h.parent / "metrics.json").read_text())
+        title = meta.get("title", meta["dataset"])
+        by_dataset.setdefault(title, []).append(
+            (meta["mode"], meta["metric"], str(meta.get("seed", "?")), pd.read_csv(h))
+        )
+    if not by_dataset:
+        raise ValueError("no downstream history to plot")
+    n = len(by_dataset)
+    fig, axes = plt.subplots(1, n, figsize=(4.0 * n, 3.8), squeeze=False)
+    for ax, (title, runs) in zip(axes[0], by_dataset.items(), strict=True):
+        for mode, metric, seed, df in sorted(runs, key=lambda r: list(MODE_STYLES).index(r[0])):
+            label, style = MODE_STYLES.get(mode, (mode, ":"))
+            ax.plot(df["epoch"] + 1, 100 * df[f"val_{metric}"], style, marker="o", ms=2, lw=1,
+                    label=f"{label}, seed {seed}")  # fmt: skip
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {runs[0][1].replace('_', ' ')} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
     _save(fig, out)

@@ -122,6 +122,8 @@ def prediction_examples(
         "bands": np.array(spec.model_bands),
         "classes": np.array(dataset.task.classes),
     }
+    if dataset.task.colours is not None:  # the dataset's legend colours, for the maps
+        out["colours"] = np.array(dataset.task.colours)
     if dataset.task.kind == "segmentation":
         out["label"] = batch["label"].cpu().numpy().astype(np.int16)
         out["prediction"] = logits.argmax(1).cpu().numpy().astype(np.int16)

@@ -62,3 +62,23 @@ def test_overrides_apply_and_round_trip():
 def test_bad_overrides_are_explained(overrides, message):
     with pytest.raises(ValueError, match=message):
         catalog(overrides)
+
+
+def test_legend_colours_of_the_segmentation_datasets():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from maestro.datasets import catalog
+    from maestro.datasets.spec import TaskSpec
+
+    cat = catalog()
+    pastis = cat.dataset("pastis_hd").task
+    tab20 = [to_hex(c) for c in plt.get_cmap("tab20").colors]
+    assert pastis.colours == ("#000000", *tab20[1:19])  # background black, class k = tab20[k]
+    for name in ("flair_hub", "flair2"):
+        task = cat.dataset(name).task
+        assert len(task.colours) == task.num_classes == len(set(task.colours))
+        assert task.colours[task.classes.index("building")] == "#db0e9a"
+        assert task.colours[task.classes.index("water")] == "#1553ae"
+    with pytest.raises(ValueError, match="one '#rrggbb' per class"):
+        TaskSpec(kind="segmentation", classes=("a", "b"), metric="miou", colours=("#000000",))

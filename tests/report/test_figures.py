@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from maestro.report.figures import _display, loss_curves, reconstruction_figure
+from maestro.report.figures import downstream_curves, loss_curves
+from maestro.report.maps import MASK_RGB, _display, display_scale, reconstruction_figure
 from maestro.report.rulegraph import layers, parse_dot
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,13 +43,50 @@ def test_reconstruction_figure(tmp_path):
     assert (tmp_path / "r.png").read_bytes()[:8] == PNG
 
 
-def test_display_picks_rgb_and_greys_masked_patches():
+def test_display_picks_rgb_and_marks_masked_patches():
     img = np.stack([np.full((2, 2), v) for v in (0.0, 1.0, 2.0, 3.0)])
     img[:, 0, 0] = np.nan
     out = _display(img, ["NIR", "R", "G", "B"], np.nan_to_num(img))
     assert out.shape == (2, 2, 3)
-    np.testing.assert_allclose(out[0, 0], 0.5)  # masked -> grey
+    np.testing.assert_allclose(out[0, 0], MASK_RGB)  # masked -> magenta, not a data grey
     assert out[1, 1, 0] < out[1, 1, 2]  # R (1.0) darker than B (3.0)
+
+
+def test_single_band_displays_have_a_colour_map_and_elevation_is_not_clipped():
+    rng = np.random.default_rng(0)
+    dem = np.linspace(100.0, 300.0, 64).reshape(1, 8, 8)  # a smooth slope, metres
+    idx, lo, hi, cmap = display_scale(["DEM"], dem, "dem")
+    assert (idx, lo, hi, cmap) == ([0], 100.0, 300.0, "terrain")  # whole range: no saturation
+    shown = _display(dem, ["DEM"], dem, "dem")
+    assert shown.shape == (8, 8, 3) and len({tuple(p) for p in shown.reshape(-1, 3)}) > 50
+    s1 = rng.normal(size=(2, 8, 8))
+    s1[:, :4] = np.nan
+    _, lo, hi, cmap = display_scale(["VV", "VH"], s1, "s1_asc")
+    assert cmap == "gray" and lo < hi
+    out = _display(s1, ["VV", "VH"], s1, "s1_asc")
+    np.testing.assert_allclose(out[:4].reshape(-1, 3), np.tile(MASK_RGB, (32, 1)))
+    assert not np.isclose(out[4:], MASK_RGB).all(-1).any()  # no data pixel in the mask colour
+
+
+def test_downstream_curves(tmp_path):
+    paths = []
+    for ds, mode in (
+        ("pastis_hd", "finetune"),
+        ("pastis_hd", "scratch"),
+        ("treesatai_ts", "probe"),
+    ):
+        d = tmp_path / ds / mode
+        d.mkdir(parents=True)
+        metric = "miou" if ds == "pastis_hd" else "weighted_f1"
+        (d / "history.csv").write_text(f"epoch,train_loss,val_{metric}\n0,1.0,0.2\n1,0.8,0.4\n")
+        (d / "metrics.json").write_text(
+            json.dumps({"dataset": ds, "mode": mode, "metric": metric, "seed": 0})
+        )
+        paths.append(d / "history.csv")
+    downstream_curves(paths, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="no downstream history"):
+        downstream_curves([], tmp_path / "none.png")
 
 
 def test_rulegraph_parsing_and_layers():
@@ -84,7 +122,8 @@ def test_rulegraph_mermaid_is_deterministic_and_replaces_only_its_block():
 
 
 def test_ablation_bars_and_segmentation_maps(tmp_path):
-    from maestro.report.figures import ablation_bars, segmentation_maps
+    from maestro.report.figures import ablation_bars
+    from maestro.report.maps import segmentation_maps
 
     rows = [
         {
@@ -113,6 +152,10 @@ def test_ablation_bars_and_segmentation_maps(tmp_path):
     np.savez(tmp_path / "p.npz", **arrays)
     segmentation_maps(tmp_path / "p.npz", tmp_path / "seg.png", title="t")
     assert (tmp_path / "seg.png").read_bytes()[:8] == PNG
+    arrays["colours"] = np.array(["#db0e9a", "#9999ff", "#3de6eb", "#f80c00", "#938e7b"])
+    np.savez(tmp_path / "c.npz", **arrays)  # with the dataset's legend colours
+    segmentation_maps(tmp_path / "c.npz", tmp_path / "seg_c.png", title="t")
+    assert (tmp_path / "seg_c.png").read_bytes()[:8] == PNG
     with pytest.raises(ValueError, match="no ablation results"):
         pd.DataFrame(columns=["Variant", "dataset"]).to_csv(
             tmp_path / "ablation_x.csv", index=False
@@ -123,7 +166,8 @@ def test_ablation_bars_and_segmentation_maps(tmp_path):
 def test_loss_curve_labels_name_what_differs_and_colours_are_distinct():
     from matplotlib.colors import to_rgb
 
-    from maestro.report.figures import _tags, class_colours
+    from maestro.report.figures import _tags
+    from maestro.report.maps import class_colours
 
     ref = {"fusion": "group", "inter": "2", "norm": "patchgroup", "length": "1", "groups": "spec"}
     cells = [ref, ref | {"length": "2"}, ref | {"groups": "analysis"}, ref | {"norm": "none"}]

@@ -20,7 +20,7 @@ def test_dry_run_of_the_full_demo_grid(tmp_path):
         "probe_random": 4 * 3, "reference": 4 * 2, "transfer_probe": 3, "transfer_finetune": 3,
         "figure_reconstruction": 4, "figure_segmentation": 3, "tables_all": 1,
         "table_compute": 1, "signal_check": 1, "figure_ablations": 1, "figure_pretrain_loss": 1,
-        "dvc_metrics": 1, "figure_table1": 1,
+        "dvc_metrics": 1, "figure_table1": 1, "figure_downstream_curves": 1,
     }  # fmt: skip
     assert {k: counts[k] for k in expected} == expected
 

@@ -164,6 +164,14 @@ def pretrain_targets():
     return PLAN.pretrain()
 
 
+def reference_histories():
+    """Training histories of the reference cell's downstream runs (every mode, first seed)."""
+    tail = f"/{PLAN.reference.id}/seed~{SEEDS[0]}/metrics.json"
+    return [
+        p[: -len("metrics.json")] + "history.csv" for p in PLAN.downstream() if p.endswith(tail)
+    ]
+
+
 def downstream_metrics():
     """Metrics files of every downstream job (intra-dataset and cross-dataset) and of the
     reference rows (trivial predictor, linear model on raw inputs)."""
@@ -185,6 +193,7 @@ REPORT_RULES = [
     "table_compute",
     "signal_check",
     "figure_pretrain_loss",
+    "figure_downstream_curves",
     "figure_ablations",
     "figure_table1",
     "dvc_metrics",
@@ -199,6 +208,7 @@ def table_targets():
         "results/tables/signal.html",
         "results/tables/summary.json",
         "results/figures/pretrain_loss.png",
+        "results/figures/downstream_curves.png",
         "results/figures/ablations.png",
         "results/figures/table1.png",
         *expand("results/figures/reconstruction_{dataset}.png", dataset=DATASETS),

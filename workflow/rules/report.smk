@@ -134,6 +134,31 @@ rule figure_pretrain_loss:
         "{params.cli} report-figures --kind loss --inputs {input.histories:q} --out {output:q} > {log:q} 2>&1"
 
 
+rule figure_downstream_curves:
+    input:
+        reference_histories(),
+    output:
+        _report(
+            "results/figures/downstream_curves.png",
+            "downstream_curves",
+            "Figures",
+            "downstream training",
+        ),
+    log:
+        "results/logs/report/downstream_curves.log",
+    conda:
+        "../envs/maestro.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cli=MAESTRO,
+    shell:
+        "{params.cli} report-figures --kind downstream --inputs {input:q} --out {output:q}"
+        " > {log:q} 2>&1"
+
+
 rule figure_ablations:
     input:
         expand("results/tables/ablation_{axis}.csv", axis=["norm", "spectral", "fusion", "dates"]),
