@@ -9,7 +9,7 @@
     (1280 m, SPOT 1280 px, S2 128 px), ~40 S2 acquisitions per series. Items are checked
     equal between the two sources before timing. Each source is timed in its own fresh
     process (a Zarr reader loads what training loads, not rasterio/h5py/geopandas), both
-    with the heap settings of ``maestro.data.heap`` (page faults per item are printed: a
+    with the heap settings of ``maestro.store.heap`` (page faults per item are printed: a
     heap that shrinks and regrows at every item would show hundreds).
 (b) Peak memory (peak RSS of a subprocess) of converting N and 10 N TreeSatAI-TS tiles, and
     the conversion wall time with 1 and 2 workers.
@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from maestro.data.sample import RawReader, RawSample
-from maestro.data.zarr_store import SPLIT_CODES
 from maestro.datasets import catalog
 from maestro.datasets.spec import StoreSpec
+from maestro.store.zarr_store import SPLIT_CODES
 
 # Imported where used: a process that times Zarr reads loads what training loads (torch,
 # zarr), not the raw-format libraries (rasterio, h5py, geopandas).
@@ -48,17 +48,17 @@ SPLITS = ("train", "val", "test")
 
 
 class RawStore:
-    """The read interface of :class:`maestro.data.zarr_store.Store`, served from raw files.
+    """The read interface of :class:`maestro.store.zarr_store.Store`, served from raw files.
 
     Sample ``i`` is the ``i``-th sample of the store order (``validate.order_refs``), so
     indices match a store converted from the same reader. The last sample read is kept, so
     that one item (several modalities, label, reference date) reads its files once. Like
-    ``Store``, it fixes glibc's heap thresholds (``maestro.data.heap``) in its process.
+    ``Store``, it fixes glibc's heap thresholds (``maestro.store.heap``) in its process.
     """
 
     def __init__(self, reader: RawReader) -> None:
-        from maestro.data.heap import steady_heap
-        from maestro.data.validate import order_refs
+        from maestro.store.heap import steady_heap
+        from maestro.store.validate import order_refs
 
         steady_heap()  # as Store does: the same allocator settings on both sides
         self.reader = reader
@@ -208,8 +208,8 @@ def _convert_child(raw: str, out: str, workers: int) -> None:
     ``VmHWM`` is read rather than ``ru_maxrss``, which keeps the peak of the forking parent
     across ``exec``. With workers, the largest worker's peak (``RUSAGE_CHILDREN``) counts too.
     """
-    from maestro.data.convert import convert
     from maestro.data.readers import get_reader
+    from maestro.store.convert import convert
 
     base = _status_kib("VmRSS")
     reader = get_reader(catalog().store("treesatai_ts"), raw)
@@ -254,8 +254,8 @@ def main() -> None:
         else:
             _reads_child(rest[0], rest[1], rest[2], int(rest[3]), int(rest[4]))
         return
-    from maestro.data.convert import convert
     from maestro.data.readers import get_reader
+    from maestro.store.convert import convert
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_data_"))
     work.mkdir(parents=True, exist_ok=True)

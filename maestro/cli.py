@@ -99,9 +99,9 @@ def cmd_generate_demo(args: argparse.Namespace) -> None:
 
 def cmd_convert(args: argparse.Namespace) -> None:
     """Convert a raw distribution into the store's Zarr layout."""
-    from maestro.data.convert import convert
     from maestro.data.readers import get_reader
     from maestro.experiment import job_catalog
+    from maestro.store.convert import convert
 
     job = _job(args.job)
     store = job_catalog(job).store(args.store)
@@ -280,7 +280,8 @@ def cmd_cells(args: argparse.Namespace) -> None:
 
 def cmd_job(args: argparse.Namespace) -> None:
     """Print the job configuration (``--job``) the workflow passes to one step."""
-    from maestro.jobs import job_json, step_job
+    from maestro.grid import step_job
+    from maestro.jobs import job_json
 
     config = _workflow_config(args.config)
     try:
@@ -382,7 +383,7 @@ def cmd_dvc_metrics(args: argparse.Namespace) -> None:
 
 def cmd_dvc_sync(args: argparse.Namespace) -> None:
     """After dvc pull / checkout: snakemake --touch, then a dry run that must schedule nothing."""
-    from maestro.dvc_sync import sync
+    from maestro.provenance.dvc_sync import sync
 
     result = sync(args.root, args.profile, args.configfile, args.targets or ["all"])
     if result.touch_rc != 0:
@@ -393,7 +394,7 @@ def cmd_dvc_sync(args: argparse.Namespace) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> None:
     """Trace a table cell to its checkpoints, store and raw data, checking every hash."""
-    from maestro.audit import run
+    from maestro.provenance.audit_run import run
 
     code = run(args)
     if code:

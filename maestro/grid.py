@@ -34,7 +34,7 @@ from maestro.experiment import (
     check_cell,
     model_config,
 )
-from maestro.jobs import phase_section
+from maestro.jobs import STEPS, job_for, phase_section
 
 DOWNSTREAM = ("probe", "finetune", "scratch", "probe_random")
 #: Reference rows computed per dataset (maestro.train.reference).
@@ -165,18 +165,6 @@ def read_transfers(section: list[Mapping[str, Any]] | None) -> list[Transfer]:
     return out
 
 
-def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Store overrides with ``extra`` on top (modalities merged key by key)."""
-    out = {k: v for k, v in base.items() if k != "modalities"}
-    out |= {k: v for k, v in extra.items() if k != "modalities"}
-    mods = {m: dict(v) for m, v in (base.get("modalities") or {}).items()}
-    for m, v in (extra.get("modalities") or {}).items():
-        mods[m] = mods.get(m, {}) | dict(v)
-    if mods:
-        out["modalities"] = mods
-    return out
-
-
 @dataclass
 class Plan:
     """Every result the run must produce."""
@@ -268,3 +256,44 @@ def make_plan(config: Mapping[str, Any], sheet: str | Path | None = None) -> Pla
     for d in [*datasets, *(t.target for t in transfers)]:
         probe[d] = int(phase_section(config, "probe", d).get("epochs", 10)) > 0
     return Plan(cells, datasets, [int(s) for s in config.get("seeds", [0])], transfers, probe)
+
+
+def step_job(
+    config: Mapping[str, Any],
+    step: str,
+    *,
+    dataset: str | None = None,
+    store: str | None = None,
+    cell_id: str | None = None,
+    plan: Plan | None = None,
+) -> dict[str, Any]:
+    """The job configuration the workflow passes to ``maestro <step>``.
+
+    ``generate-demo``, ``convert`` and ``analyze-bands`` are per store (``store``, or the
+    store of ``dataset``); the training steps are per dataset and cell (``cell_id``, default
+    the reference cell: the first row of the sheet); ``reference`` is per dataset.
+    """
+    from maestro.datasets import catalog
+
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; one of {sorted(STEPS)}")
+    sections, phase = STEPS[step]
+    cat = catalog(config.get("overrides") or {})
+    if dataset is not None:
+        store = cat.dataset(dataset).store.name
+    if store is None:
+        raise ValueError(f"step {step} needs a dataset or a store")
+    if step == "generate-demo":
+        source = (config.get("sources") or {}).get(store) or {}
+        if source.get("kind") != "demo":
+            raise ValueError(f"sources.{store} is not a demo source (kind {source.get('kind')})")
+        return job_for(config, store, demo=source.get("demo") or {})
+    if step in ("convert", "analyze-bands"):
+        return job_for(config, store, sections)
+    if dataset is None:
+        raise ValueError(f"step {step} needs a dataset")
+    if step == "reference":
+        return job_for(config, store, dataset=dataset)
+    plan = plan or make_plan(config)
+    cell = plan.cell(cell_id) if cell_id else plan.cells[0]
+    return job_for(config, store, sections, phase=phase, cell=cell.values, dataset=dataset)

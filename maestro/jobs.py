@@ -3,8 +3,9 @@
 The workflow passes each ``maestro`` subcommand a *job configuration* (``--job``): the few
 sections of the workflow configuration that the step depends on (its rerun trigger and its
 provenance). This module is the one place that builds them, for the Snakemake rules
-(``workflow/rules/common.smk``) and for ``maestro job``, which prints the job of a step so
-that a subcommand can be run by hand with exactly the settings the pipeline would use.
+(``workflow/rules/common.smk``) and for ``maestro job`` (:func:`maestro.grid.step_job`, which
+also resolves the cell), which prints the job of a step so that a subcommand can be run by
+hand with exactly the settings the pipeline would use.
 
 The workflow configuration is validated against ``maestro/schemas/config.schema.yaml``
 (JSON Schema draft 2020-12), and the schema's defaults are filled in, as Snakemake's
@@ -17,12 +18,9 @@ import copy
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
-
-if TYPE_CHECKING:  # maestro.grid imports the model (torch): only where a plan is built
-    from maestro.grid import Plan
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 
@@ -151,6 +149,18 @@ def phase_section(config: Mapping[str, Any], name: str, dataset: str | None) -> 
     return base | section | specific
 
 
+def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Store overrides with ``extra`` on top (modalities merged key by key)."""
+    out = {k: v for k, v in base.items() if k != "modalities"}
+    out |= {k: v for k, v in extra.items() if k != "modalities"}
+    mods = {m: dict(v) for m, v in (base.get("modalities") or {}).items()}
+    for m, v in (extra.get("modalities") or {}).items():
+        mods[m] = mods.get(m, {}) | dict(v)
+    if mods:
+        out["modalities"] = mods
+    return out
+
+
 def job_for(
     config: Mapping[str, Any],
     store: str,
@@ -165,8 +175,6 @@ def job_for(
     """The job configuration of one step: ``store``'s overrides only (editing another
     store reruns nothing), the named ``sections``, the ``phase`` section as ``phase``, the
     ``cell`` and any ``extra`` keys."""
-    from maestro.grid import merge_overrides
-
     base = (config.get("overrides") or {}).get(store, {})
     overrides = merge_overrides(base, extra_overrides or {})
     out: dict[str, Any] = {"overrides": {store: overrides} if overrides else {}}
@@ -181,45 +189,3 @@ def job_for(
 def job_json(job: Mapping[str, Any]) -> str:
     """The canonical text of a job configuration (what the rules pass with ``--job``)."""
     return json.dumps(job, sort_keys=True)
-
-
-def step_job(
-    config: Mapping[str, Any],
-    step: str,
-    *,
-    dataset: str | None = None,
-    store: str | None = None,
-    cell_id: str | None = None,
-    plan: Plan | None = None,
-) -> dict[str, Any]:
-    """The job configuration the workflow passes to ``maestro <step>``.
-
-    ``generate-demo``, ``convert`` and ``analyze-bands`` are per store (``store``, or the
-    store of ``dataset``); the training steps are per dataset and cell (``cell_id``, default
-    the reference cell: the first row of the sheet); ``reference`` is per dataset.
-    """
-    from maestro.datasets import catalog
-    from maestro.grid import make_plan
-
-    if step not in STEPS:
-        raise ValueError(f"unknown step {step!r}; one of {sorted(STEPS)}")
-    sections, phase = STEPS[step]
-    cat = catalog(config.get("overrides") or {})
-    if dataset is not None:
-        store = cat.dataset(dataset).store.name
-    if store is None:
-        raise ValueError(f"step {step} needs a dataset or a store")
-    if step == "generate-demo":
-        source = (config.get("sources") or {}).get(store) or {}
-        if source.get("kind") != "demo":
-            raise ValueError(f"sources.{store} is not a demo source (kind {source.get('kind')})")
-        return job_for(config, store, demo=source.get("demo") or {})
-    if step in ("convert", "analyze-bands"):
-        return job_for(config, store, sections)
-    if dataset is None:
-        raise ValueError(f"step {step} needs a dataset")
-    if step == "reference":
-        return job_for(config, store, dataset=dataset)
-    plan = plan or make_plan(config)
-    cell = plan.cell(cell_id) if cell_id else plan.cells[0]
-    return job_for(config, store, sections, phase=phase, cell=cell.values, dataset=dataset)

@@ -21,5 +21,5 @@ PYEOF
 "$VENV/bin/python" -m pip install --quiet -c "$VENV/floors.txt" -e ".[test]"
 "$VENV/bin/python" -m pip list --format=freeze > "$VENV/installed.txt"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" \
-    tests/data tests/model tests/analysis tests/report tests/test_jobs.py tests/test_grid.py \
+    tests/data tests/store tests/model tests/analysis tests/report tests/test_jobs.py tests/test_grid.py \
     tests/test_cli.py

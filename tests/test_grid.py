@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from maestro.grid import cell_id, make_plan, merge_overrides, parse_cell_id, read_sheet
+from maestro.grid import cell_id, make_plan, parse_cell_id, read_sheet
+from maestro.jobs import merge_overrides
 
 HEADER = "fusion\tinter\tspectral\tnorm\tgroups\tsize\tlength\tscratch\tdatasets\n"
 DATASETS = ["treesatai_ts", "pastis_hd"]

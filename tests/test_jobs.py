@@ -10,7 +10,8 @@ import pytest
 
 from maestro.datasets import catalog
 from maestro.experiment import job_catalog, job_phase, model_config
-from maestro.jobs import load_config, step_job, validate_config, validate_job
+from maestro.grid import step_job
+from maestro.jobs import load_config, validate_config, validate_job
 from maestro.train.config import PAPER_PHASES
 
 from .workflow.conftest import REPO

@@ -20,8 +20,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
 from maestro.data.transforms import prepare
-from maestro.data.zarr_store import Store
 from maestro.datasets.spec import ModalitySpec
+from maestro.store.zarr_store import Store
 from maestro.utils.atomic import write_json
 
 log = logging.getLogger(__name__)

@@ -40,8 +40,8 @@ from torch.utils.data import Dataset
 
 from maestro.data.temporal import select_dates
 from maestro.data.transforms import prepare
-from maestro.data.zarr_store import Store
 from maestro.datasets.spec import DatasetSpec, StoreSpec
+from maestro.store.zarr_store import Store
 
 
 def spec_differences(found: StoreSpec, expected: StoreSpec) -> list[str]:
@@ -103,12 +103,12 @@ class MaestroDataset(Dataset):
         seed: base seed of every random draw.
         augment: flips/transposes when ``train``.
         max_tiles: keep only the first ``max_tiles`` tiles (store order), for smoke runs.
-        store: an object with :class:`~maestro.data.zarr_store.Store`'s read interface
+        store: an object with :class:`~maestro.store.zarr_store.Store`'s read interface
             (``spec``, ``path``, ``indices``, ``read``, ``label``, ``ref_date``) to read from
             instead of the store at ``store_path`` (e.g. the raw-backed store of
             ``benchmarks/bench_data.py``); it is pickled with the dataset.
         in_memory: keep every decoded sample in memory after its first read
-            (:class:`~maestro.data.zarr_store.Store`; for small stores).
+            (:class:`~maestro.store.zarr_store.Store`; for small stores).
 
     Raises:
         ValueError: the store was converted with a different spec (names the path and fields).

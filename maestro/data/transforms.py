@@ -11,7 +11,8 @@ RELATIVE_HEIGHT_FACTOR = 30.0
 
 
 def scale(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
-    """Cast to float32 and apply the modality's scaling: optional ``ln(max(x, 1e-10))``, then ``/ divisor``."""
+    """Cast to float32 and apply the modality's scaling: optional ``ln(max(x, 1e-10))``, then
+    ``/ divisor``."""
     x = np.asarray(x, dtype=np.float32)
     if spec.scaling.log:
         x = np.log(np.maximum(x, np.float32(1e-10)))
@@ -19,7 +20,8 @@ def scale(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
 
 
 def apply_transform(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
-    """Apply the modality's named transform on scaled values ``(..., C, H, W)`` in file band order."""
+    """Apply the modality's named transform on scaled values ``(..., C, H, W)`` in file band
+    order."""
     if spec.transform is None:
         return x
     if spec.transform == "relative_height":

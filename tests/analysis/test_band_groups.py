@@ -13,11 +13,11 @@ from maestro.analysis.band_groups import (
     cluster_bands,
     same_partition,
 )
-from maestro.data.convert import convert
 from maestro.data.demo import DemoConfig, generate
 from maestro.data.demo.world import planted_groups
 from maestro.data.readers import get_reader
 from maestro.datasets import catalog
+from maestro.store.convert import convert
 
 #: The demo geometry of config/config.yaml, with fewer tiles.
 DEMO = {

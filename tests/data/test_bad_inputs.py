@@ -15,12 +15,12 @@ import pytest
 import rasterio
 import torch
 
-from maestro.data.convert import convert
 from maestro.data.demo import DemoConfig, generate
 from maestro.data.errors import RawFormatError
 from maestro.data.readers import get_reader
 from maestro.data.torch_dataset import MaestroDataset
 from maestro.datasets import catalog
+from maestro.store.convert import convert
 
 SMALL = {
     "pastis_hd": {"tile_m": 320, "modalities": {"s2": {"num_dates": 6}}},

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maestro.data.convert import convert
 from maestro.data.torch_dataset import MaestroDataset
-from maestro.data.zarr_store import Store
+from maestro.store.convert import convert
+from maestro.store.zarr_store import Store
 from tests.data.fakes import FakeReader, small_catalog, small_store
 
 

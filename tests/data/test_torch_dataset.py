@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from maestro.data.convert import convert
 from maestro.data.temporal import select_dates
 from maestro.data.torch_dataset import MaestroDataset
 from maestro.data.transforms import prepare
-from maestro.data.zarr_store import Store
 from maestro.datasets import catalog
+from maestro.store.convert import convert
+from maestro.store.zarr_store import Store
 from tests.data.fakes import SMALL, FakeReader, small_catalog, small_store
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from maestro.data.convert import convert
+from maestro.store.convert import convert
 from tests.data.fakes import SMALL, FakeReader, small_catalog, small_store
 
 #: A very small model: the loops, not the capacity, are under test.

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from maestro.data.zarr_store import Store
+from maestro.store.zarr_store import Store
 
 from .conftest import job
 

@@ -234,7 +234,7 @@ def test_random_init_probe_is_a_probe_of_fresh_weights(small_stores, catalog_sma
 
 
 def test_empty_splits_are_named_before_any_training(catalog_small, tmp_path):
-    from maestro.data.convert import convert
+    from maestro.store.convert import convert
     from tests.data.fakes import FakeReader, small_store
 
     ds = catalog_small.dataset("treesatai_ts")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from maestro.dvc_sync import pending_jobs
+from maestro.provenance.dvc_sync import pending_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"

@@ -205,7 +205,8 @@ def parcels(
     rng: np.random.Generator,
     return_cells: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """A ``(H, W)`` int map of Voronoi parcels, each labelled with a class drawn from ``class_probs``.
+    """A ``(H, W)`` int map of Voronoi parcels, each labelled with a class drawn from
+    ``class_probs``.
 
     With ``return_cells`` also the ``(H, W)`` parcel index map (one id per Voronoi cell).
     """
@@ -338,7 +339,7 @@ def render_bands(
             (:meth:`Texture.render`).
         group_gain: ``(G,)`` acquisition gain of each group (:func:`acquisition_gains`).
     """
-    k, h, w = fractions.shape
+    _, h, w = fractions.shape  # (K, h, w)
     group_level = np.einsum("khw,kg->ghw", fractions, levels)  # (G, h, w)
     if texture is not None:
         group_level = group_level * texture

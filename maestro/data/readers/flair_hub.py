@@ -35,11 +35,11 @@ from einops import rearrange
 from rasterio.crs import CRS
 
 from maestro.data import dates as D
-from maestro.data.cast import to_storage
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.flair_hub import FOLDER_TOKENS
 from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
+from maestro.store.cast import to_storage
 
 #: Folder of the global metadata GeoPackages.
 MTD_DIR = "GLOBAL_ALL_MTD"

@@ -32,11 +32,11 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 
-from maestro.data.cast import to_storage
 from maestro.data.dates import as_array, date_dict, parse_yyyymmdd
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.spec import SPLITS, StoreSpec
+from maestro.store.cast import to_storage
 
 #: Temporal modality -> (folder, file prefix, metadata date property).
 SERIES: dict[str, tuple[str, str, str]] = {
@@ -91,7 +91,7 @@ def _as_dtype(
     arr: np.ndarray, dtype: str, path: Path, bands: tuple[str, ...] | None = None
 ) -> np.ndarray:
     """Copy ``arr`` out of its memory map in the declared storage dtype
-    (:func:`maestro.data.cast.to_storage`: values that do not fit are an error)."""
+    (:func:`maestro.store.cast.to_storage`: values that do not fit are an error)."""
     try:
         return to_storage(arr, dtype, path, bands)
     except RawFormatError:

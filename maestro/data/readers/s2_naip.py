@@ -51,10 +51,10 @@ from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 
 from maestro.data import dates as D
-from maestro.data.cast import to_storage
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
+from maestro.store.cast import to_storage
 
 #: Raster path templates per stored modality (``{name}`` = tile name).
 RASTER_FILES = {

@@ -28,10 +28,10 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from maestro.data.dates import as_array, parse_yyyymmdd, product_date
-from maestro.data.cast import to_storage
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.spec import SPLITS, StoreSpec
+from maestro.store.cast import to_storage
 
 #: Temporal modality -> HDF5 key prefix (``<prefix>-data``, ``<prefix>-products``).
 H5_PREFIX = {"s2": "sen-2", "s1_asc": "sen-1-asc", "s1_des": "sen-1-des"}

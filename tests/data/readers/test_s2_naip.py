@@ -13,7 +13,6 @@ import pytest
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from maestro.data.convert import convert
 from maestro.data.dates import product_date
 from maestro.data.demo import DemoConfig, generate
 from maestro.data.errors import RawFormatError
@@ -28,8 +27,9 @@ from maestro.data.readers.s2_naip import (
     tile_name,
 )
 from maestro.data.torch_dataset import MaestroDataset
-from maestro.data.zarr_store import Store
 from maestro.datasets import catalog
+from maestro.store.convert import convert
+from maestro.store.zarr_store import Store
 
 OVERRIDES = {
     "s2_naip": {

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maestro.data.convert import RunningStats, convert
 from maestro.data.errors import RawFormatError
-from maestro.data.zarr_store import Store, store_hash
+from maestro.store.convert import RunningStats, convert
+from maestro.store.zarr_store import Store, store_hash
 from tests.data.fakes import FakeReader, small_store
 
 
@@ -168,7 +168,7 @@ def test_refuses_to_replace_the_input_or_a_foreign_directory(tmp_path: Path) -> 
     user = tmp_path / "mine"
     user.mkdir()
     (user / "notes.txt").write_text("keep")
-    with pytest.raises(RefusedOutputError, match="not|refusing"):
+    with pytest.raises(RefusedOutputError, match=r"not|refusing"):
         convert(reader, user, shard_samples=2)
     partial = tmp_path / "x.zarr.partial"  # a foreign folder where the work directory goes
     partial.mkdir()

@@ -18,8 +18,8 @@ from pyproj.exceptions import CRSError
 
 from maestro.data.errors import RawFormatError
 from maestro.data.sample import RawSample, SampleRef
-from maestro.data.zarr_store import SPLIT_CODES
 from maestro.datasets.spec import ModalitySpec, StoreSpec
+from maestro.store.zarr_store import SPLIT_CODES
 
 __all__ = ["order_refs", "padded_dates", "validate_sample"]
 

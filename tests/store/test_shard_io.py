@@ -11,9 +11,9 @@ import pytest
 import zarr
 from zarr.codecs import GzipCodec
 
-from maestro.data.convert import convert
-from maestro.data.shard_io import ShardedArray
-from maestro.data.zarr_store import Store, chunk_px
+from maestro.store.convert import convert
+from maestro.store.shard_io import ShardedArray
+from maestro.store.zarr_store import Store, chunk_px
 from tests.data.fakes import FakeReader, small_store
 
 
@@ -176,7 +176,7 @@ def test_float_fill_chunks_keep_their_bits(tmp_path: Path) -> None:
 def test_zstd_decode_into_checks_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     from numcodecs import Zstd
 
-    from maestro.data import zstd_decode
+    from maestro.store import zstd_decode
 
     x = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
     frame = Zstd(level=3).encode(x.tobytes())
@@ -195,7 +195,7 @@ def test_zstd_decode_into_checks_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_steady_heap_is_applied_once_per_process() -> None:
-    from maestro.data import heap
+    from maestro.store import heap
 
     first = heap.steady_heap()
     assert heap.steady_heap() == first  # idempotent

@@ -3,7 +3,7 @@
 ``convert(reader, out)`` lists the samples (``reader.index()``, metadata only) and checks
 the index, orders the samples by default-scheme split (train, val, test, then samples
 outside it) and sample id, and cuts them into shards of ``shard_samples``. Each shard is
-one task (:mod:`maestro.data.convert_shards`): read, validate and write its samples, then
+one task (:mod:`maestro.store.convert_shards`): read, validate and write its samples, then
 leave a marker. ``workers > 1`` runs the tasks in a process pool (fork on Linux).
 
 Everything happens in the work directory ``<out>.partial/``::
@@ -46,13 +46,14 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from maestro import __version__
-from maestro.data.convert_shards import RunningStats, ShardJob, read_marker, run_shards
 from maestro.data.errors import BusyError, RawFormatError
-from maestro.data.manifest import MANIFEST_NAME
 from maestro.data.sample import RawReader
-from maestro.data.tile_index import TILE_INDEX_NAME, build_tile_index, write_tile_index
-from maestro.data.validate import order_refs, padded_dates, validate_sample
-from maestro.data.zarr_store import (
+from maestro.datasets.spec import to_dict
+from maestro.store.convert_shards import RunningStats, ShardJob, read_marker, run_shards
+from maestro.store.manifest import MANIFEST_NAME
+from maestro.store.tile_index import TILE_INDEX_NAME, build_tile_index, write_tile_index
+from maestro.store.validate import order_refs, padded_dates, validate_sample
+from maestro.store.zarr_store import (
     FORMAT,
     SPLIT_CODES,
     VERSION,
@@ -64,7 +65,6 @@ from maestro.data.zarr_store import (
     store_hash,
     write_manifest,
 )
-from maestro.datasets.spec import to_dict
 from maestro.utils.atomic import check_replaceable, write_json
 
 __all__ = [
@@ -343,10 +343,9 @@ def _convert(
                  finished[0], job.n_shards)  # fmt: skip
         if bar is not None:
             bar.update(samples)
+
     try:
-        failures = run_shards(
-            job, todo, workers, lambda k: _shard_done(k, len(job.shard_refs(k)))
-        )
+        failures = run_shards(job, todo, workers, lambda k: _shard_done(k, len(job.shard_refs(k))))
     finally:
         if bar is not None:
             bar.close()

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maestro.data.convert import convert, work_dir
 from maestro.data.errors import RawFormatError
-from maestro.data.validate import order_refs
-from maestro.data.zarr_store import Store, store_hash, verify_manifest
+from maestro.store.convert import convert, work_dir
+from maestro.store.validate import order_refs
+from maestro.store.zarr_store import Store, store_hash, verify_manifest
 from tests.data.fakes import FakeReader, small_store
 
 SHARD = 4
@@ -151,7 +151,7 @@ def test_small_arrays_come_from_the_markers(tmp_path: Path) -> None:
 SLOW_CONVERT = """
 import os, sys, time
 from pathlib import Path
-from maestro.data.convert import convert
+from maestro.store.convert import convert
 from tests.data.fakes import FakeReader, small_store
 
 class Slow(FakeReader):
@@ -206,8 +206,8 @@ def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
 def test_a_second_conversion_to_the_same_store_stops_at_once(tmp_path: Path) -> None:
     import fcntl
 
-    from maestro.data.convert import lock_path
     from maestro.data.errors import BusyError
+    from maestro.store.convert import lock_path
 
     out = tmp_path / "x.zarr"
     lock_path(out).touch()

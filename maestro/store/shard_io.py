@@ -49,7 +49,7 @@ from zarr.codecs import (
 from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 from zarr.core.metadata import ArrayV3Metadata
 
-from maestro.data.zstd_decode import decode_into
+from maestro.store.zstd_decode import decode_into
 
 #: Index entry of an inner chunk that is absent from its shard.
 MISSING = 2**64 - 1

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from maestro.audit import Auditor, ignored
-from maestro.dvc_sync import pending_jobs, snakemake_command
-from maestro.dvcio import DvcRecords, cache_dir, dvc_vars
+from maestro.provenance.audit import Auditor, ignored
+from maestro.provenance.dvc_sync import pending_jobs, snakemake_command
+from maestro.provenance.dvcio import DvcRecords, cache_dir, dvc_vars
 from maestro.report.dvc_metrics import summary, write_summary
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_dvc_yaml_runs_every_phase_with_persisted_outputs():

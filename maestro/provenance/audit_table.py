@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from maestro.audit import Auditor, Check, Link
 from maestro.grid import make_plan, parse_cell_id
+from maestro.provenance.audit import Auditor, Check, Link
 from maestro.report import build
 from maestro.report.tables import AXES, load_metrics
 

@@ -12,11 +12,12 @@ import torch
 import yaml
 
 from maestro import provenance
-from maestro.audit import Auditor, audit
-from maestro.audit_table import select_row
 from maestro.cli import main
-from maestro.data.manifest import write_manifest
+from maestro.provenance.audit import Auditor
+from maestro.provenance.audit_run import audit
+from maestro.provenance.audit_table import select_row
 from maestro.report.build import write_all
+from maestro.store.manifest import write_manifest
 
 CELL = (
     "fusion~group_inter~3_spectral~joint_norm~patchgroup_groups~spec_size~tiny_length~1_dates~all"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maestro.data.cast import to_storage
 from maestro.data.errors import RawFormatError
+from maestro.store.cast import to_storage
 
 BANDS = ("B2", "B3", "B4")
 
@@ -40,6 +40,6 @@ def test_float_overflow_and_kind_change_are_errors():
     x[0, 1, 0, 1] = 1e6  # float16 inf
     with pytest.raises(RawFormatError, match=r"1000000\.0 in band B3"):
         to_storage(x, "float16", "S1A_1.npy", BANDS)
-    with pytest.raises(RawFormatError, match="dtype uint16 .* without loss") as err:
+    with pytest.raises(RawFormatError, match=r"dtype uint16 .* without loss") as err:
         to_storage(np.ones((2, 2), np.float32), "uint16", "aerial.tif")
     assert err.value.found == "dtype float32"

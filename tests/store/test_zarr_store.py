@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maestro.data.convert import convert
 from maestro.data.transforms import scale
-from maestro.data.zarr_store import (
+from maestro.datasets.spec import to_dict
+from maestro.store.convert import convert
+from maestro.store.zarr_store import (
     MANIFEST_NAME,
     META_CHUNK_SHARDS,
     Store,
@@ -23,7 +24,6 @@ from maestro.data.zarr_store import (
     store_hash,
     verify_manifest,
 )
-from maestro.datasets.spec import to_dict
 from tests.data.fakes import FakeReader, small_store
 
 SHARD = 4
@@ -136,7 +136,9 @@ def test_dimension_names_and_coordinates(converted) -> None:
 
     reader, path = converted
     spec = reader.store
-    root = xr.open_zarr(path, )
+    root = xr.open_zarr(
+        path,
+    )
     assert root["bounds"].dims == ("sample", "bound")
     assert list(root["bound"].values) == ["minx", "miny", "maxx", "maxy"]
     assert root["ref_date"].dims == ("sample", "ymd") and root.sizes["sample"] == 11
@@ -147,7 +149,10 @@ def test_dimension_names_and_coordinates(converted) -> None:
         assert root["label"].dims == ("sample", "y", "x")
     store = Store(path)
     for m in spec.stored_modalities:
-        ds = xr.open_zarr(path, group=m.name, )
+        ds = xr.open_zarr(
+            path,
+            group=m.name,
+        )
         assert ds["data"].dims == ("sample", "date", "band", "y", "x")
         assert list(ds["band"].values) == list(m.bands)
         assert ds["dates"].dims == ("sample", "date", "ymd")

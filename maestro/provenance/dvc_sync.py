@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maestro.dvcio import dvc_vars
+from maestro.provenance.dvcio import dvc_vars
 
 log = logging.getLogger(__name__)
 

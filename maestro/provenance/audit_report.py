@@ -1,4 +1,4 @@
-"""Text rendering of an audit report (:mod:`maestro.audit`)."""
+"""Text rendering of an audit report (:mod:`maestro.provenance.audit`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from maestro.audit import Link, Report
+from maestro.provenance.audit import Link, Report
 
 HEX = re.compile(r"[0-9a-f]{20,}(\.dir)?")
 MARK = {True: "ok  ", False: "FAIL", None: "--  "}

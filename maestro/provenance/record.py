@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from maestro.data.zarr_store import MANIFEST_NAME, store_hash
+from maestro.store.zarr_store import MANIFEST_NAME, store_hash
 from maestro.utils.atomic import write_json
 
 PACKAGES = (

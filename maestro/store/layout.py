@@ -1,6 +1,6 @@
 """How a store is laid out: its arrays, chunks and shards, and how they are created.
 
-The layout itself is documented in :mod:`maestro.data.zarr_store`; this module holds the
+The layout itself is documented in :mod:`maestro.store.zarr_store`; this module holds the
 constants and functions the converter writes it with (re-exported there).
 """
 
@@ -20,7 +20,7 @@ from maestro.datasets.spec import ModalitySpec, StoreSpec
 #: 3: Zarr ``dimension_names`` on every array and 1-D coordinate arrays (``band``, ``bound``,
 #: ``class``, ``ymd``), so that ``xarray.open_zarr(store, group=...)`` opens a store.
 VERSION = 3
-#: The GeoParquet tile index inside the store (:mod:`maestro.data.tile_index`).
+#: The GeoParquet tile index inside the store (:mod:`maestro.store.tile_index`).
 TILE_INDEX_NAME = "tile_index.parquet"
 ZSTD_LEVEL = 3
 #: Plain chunks of the small metadata arrays hold this many shards' worth of samples.

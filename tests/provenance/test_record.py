@@ -7,7 +7,7 @@ import json
 import time
 
 from maestro import provenance
-from maestro.data.zarr_store import MANIFEST_NAME
+from maestro.store.zarr_store import MANIFEST_NAME
 
 
 def test_config_hash_is_canonical():

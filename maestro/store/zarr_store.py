@@ -15,7 +15,7 @@ path                  shape, dtype                content
 ``<mod>/dates``       (N, Tmax, 3) int16          acquisition dates, 0-padded
 ``<mod>/ndates``      (N,) int16                  real acquisitions of the sample (<= Tmax)
 ``<mod>/invalid``     (N, Tmax, H, W) bool        cloud/snow mask (only if the modality has one)
-``tile_index.parquet``  GeoParquet                one row per sample (``maestro.data.tile_index``)
+``tile_index.parquet``  GeoParquet                one row per sample (``maestro.store.tile_index``)
 ====================  ==========================  =================================================
 
 Per-sample arrays (``<mod>/data``, ``<mod>/dates``, ``<mod>/invalid``, raster ``label``) are
@@ -63,10 +63,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from maestro.data.heap import steady_heap
-from maestro.data.manifest import FORMAT, MANIFEST_NAME, store_hash, verify_manifest, write_manifest
-from maestro.data.shard_io import ShardedArray
-from maestro.data.store_layout import (
+from maestro.datasets.spec import StoreSpec, store_from_dict
+from maestro.store.heap import steady_heap
+from maestro.store.layout import (
     META_CHUNK_SHARDS,
     NO_SPLIT,
     SPLIT_CODES,
@@ -82,7 +81,14 @@ from maestro.data.store_layout import (
     geotransform,
     layout,
 )
-from maestro.datasets.spec import StoreSpec, store_from_dict
+from maestro.store.manifest import (
+    FORMAT,
+    MANIFEST_NAME,
+    store_hash,
+    verify_manifest,
+    write_manifest,
+)
+from maestro.store.shard_io import ShardedArray
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -124,11 +130,11 @@ class Store:
     new process (e.g. a forked DataLoader worker), so instances are safe to pass to
     workers and to pickle. Every read indexes a single sample: fancy indexing across
     shards is much slower in zarr-python 3.1 (measured: about 6x slower than single-sample
-    reads). Per-sample arrays are read through :class:`~maestro.data.shard_io.ShardedArray`
+    reads). Per-sample arrays are read through :class:`~maestro.store.shard_io.ShardedArray`
     (one shard file, only the inner chunks of the requested window); the small metadata
     arrays (ndates, ref_date, bounds, fraction labels, splits, ids) are loaded whole once per
     process. Opening the group in a process also fixes glibc's heap thresholds there
-    (:func:`maestro.data.heap.steady_heap`): without it, item reads cost up to twice as
+    (:func:`maestro.store.heap.steady_heap`): without it, item reads cost up to twice as
     much in some processes.
     """
 
@@ -280,9 +286,9 @@ class Store:
         }
 
     def tile_index(self) -> gpd.GeoDataFrame:
-        """The tile index (one row per sample, store order; see :mod:`maestro.data.tile_index`)."""
+        """The tile index (one row per sample, store order; see :mod:`maestro.store.tile_index`)."""
         # imported here: geopandas is not needed (and not loaded) by training reads
-        from maestro.data.tile_index import read_tile_index
+        from maestro.store.tile_index import read_tile_index
 
         self.group  # noqa: B018 (checks the format first)
         return read_tile_index(self.path / TILE_INDEX_NAME)

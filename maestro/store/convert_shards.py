@@ -36,11 +36,11 @@ import zarr
 
 from maestro.data.errors import RawFormatError
 from maestro.data.sample import RawReader, SampleRef
-from maestro.data.shard_io import ShardedArray
 from maestro.data.transforms import scale
-from maestro.data.validate import validate_sample
-from maestro.data.zarr_store import NO_SPLIT, SPLIT_CODES, ArrayLayout, encode_ids
 from maestro.datasets.spec import StoreSpec
+from maestro.store.shard_io import ShardedArray
+from maestro.store.validate import validate_sample
+from maestro.store.zarr_store import NO_SPLIT, SPLIT_CODES, ArrayLayout, encode_ids
 
 __all__ = ["RunningStats", "ShardFailure", "ShardJob", "convert_shard", "read_marker", "run_shards"]
 

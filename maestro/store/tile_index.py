@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from maestro.data.store_layout import TILE_INDEX_NAME
 from maestro.datasets.spec import StoreSpec
+from maestro.store.layout import TILE_INDEX_NAME
 
 __all__ = [
     "GEOGRAPHIC_CRS",

@@ -13,11 +13,11 @@ import shapely
 import zarr
 from pyproj import Transformer
 
-from maestro.data.convert import convert
 from maestro.data.errors import RawFormatError
-from maestro.data.manifest import MANIFEST_NAME
-from maestro.data.tile_index import TILE_INDEX_NAME
-from maestro.data.zarr_store import Store, verify_manifest
+from maestro.store.convert import convert
+from maestro.store.manifest import MANIFEST_NAME
+from maestro.store.tile_index import TILE_INDEX_NAME
+from maestro.store.zarr_store import Store, verify_manifest
 from tests.data.fakes import FakeReader, small_store
 
 
