@@ -76,6 +76,7 @@ def _runtime(args: argparse.Namespace, job: dict[str, Any]):
         gpus=args.gpus,
         threads=args.threads or rt.get("threads"),
         compile=bool(rt.get("compile", False)),
+        tensorboard=bool(rt.get("tensorboard", False)),
     )
 
 

@@ -33,6 +33,7 @@ from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
 from maestro.train.metrics import make_metric
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
+from maestro.train.tensorboard import ScalarLog
 from maestro.utils.atomic import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -265,6 +266,7 @@ def run_downstream(
         history, best, bad_epochs = state["history"], state["best"], state["bad_epochs"]
         start = state["epoch"] + 1
 
+    tb = ScalarLog(out_dir) if runtime.tensorboard and d.is_main else None
     for epoch in range(start, phase.epochs):
         t0 = time.time()
         train_ds.set_epoch(epoch)
@@ -308,6 +310,8 @@ def run_downstream(
         )  # fmt: skip
         if d.is_main:  # the curve so far, readable while the job runs
             write_csv(out_dir / "history.csv", history)
+        if tb is not None:
+            tb.add(row)
         # probe keeps the last epoch; finetune/scratch keep the best validation epoch
         if phase.patience is None or val[key] > best["score"]:
             state_copy = copy.deepcopy(eval_model.state_dict())
@@ -326,6 +330,8 @@ def run_downstream(
             log.info("early stop after epoch %d (best %d)", epoch, best["epoch"])
             break
 
+    if tb is not None:
+        tb.close()
     distributed.check_in_sync(model, d)
     model.load_state_dict(best["state"])  # training is over: the model now holds the selection
     test = evaluate(model, test_ds, dataset, eval_batch, runtime, bootstrap=BOOTSTRAP_SAMPLES)

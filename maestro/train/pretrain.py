@@ -25,6 +25,7 @@ from maestro.train.config import PhaseConfig
 from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
+from maestro.train.tensorboard import ScalarLog
 from maestro.utils.atomic import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def run_pretrain(
         resume.restore_rng(state)
         history, start = state["history"], state["epoch"] + 1
 
+    tb = ScalarLog(out_dir) if runtime.tensorboard and d.is_main else None
     for epoch in range(start, phase.epochs):
         t0 = time.time()
         train_ds.set_epoch(epoch)
@@ -100,6 +102,8 @@ def run_pretrain(
         log.info("epoch %d/%d: loss %.4f (%.1fs)", epoch, phase.epochs, row["loss"], row["time_s"])
         if d.is_main:  # the curve so far, readable while the job runs
             write_csv(out_dir / "history.csv", history)
+        if tb is not None:
+            tb.add(row)
         resume.save(
             {
                 "epoch": epoch, "history": history, "model": model.state_dict(),
@@ -107,6 +111,8 @@ def run_pretrain(
             }
         )  # fmt: skip
 
+    if tb is not None:
+        tb.close()
     distributed.check_in_sync(model, d)
     metrics = {
         "dataset": dataset.name,

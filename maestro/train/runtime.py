@@ -25,6 +25,7 @@ class Runtime:
     amp: bool
     threads: int
     compile: bool = False  # torch.compile the Transformer blocks (worth it on CUDA)
+    tensorboard: bool = False  # also log history rows as TensorBoard scalars
     dist: Dist = field(default_factory=Dist)  # rank and world size under torchrun / srun
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -49,7 +50,11 @@ class Runtime:
 
 
 def make_runtime(
-    device: str = "auto", gpus: int | None = None, threads: int | None = None, compile: bool = False
+    device: str = "auto",
+    gpus: int | None = None,
+    threads: int | None = None,
+    compile: bool = False,
+    tensorboard: bool = False,
 ) -> Runtime:
     """Resolve the device: ``auto`` picks CUDA when available and ``gpus`` is not 0."""
     if threads:
@@ -68,7 +73,10 @@ def make_runtime(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     threads = torch.get_num_threads()
-    return Runtime(dev, amp=dev.type == "cuda", threads=threads, compile=compile, dist=d)
+    return Runtime(
+        dev, amp=dev.type == "cuda", threads=threads, compile=compile, tensorboard=tensorboard,
+        dist=d,
+    )  # fmt: skip
 
 
 def seed_everything(seed: int) -> None:
