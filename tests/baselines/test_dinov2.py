@@ -1,0 +1,62 @@
+"""DINO-v2 as a baseline backbone (transformers' Dinov2Model, random weights, no network)."""
+
+import pytest
+import torch
+
+from maestro.baselines.dinov2 import PATCH, Dinov2Backbone, load_dinov2, random_dinov2
+from maestro.datasets import catalog
+
+
+def _batch(ds, t=2, b=2):
+    store = ds.store
+    inputs, dates = {}, {}
+    for m in ds.inputs:
+        spec = store.modality(m)
+        px = spec.pixels(store.crop_m)
+        inputs[m] = torch.randn(b, t, len(spec.model_bands), px, px)
+        dates[m] = torch.tensor([[[2020, 30 + 90 * k, 0] for k in range(t)]] * b)
+    return {"inputs": inputs, "dates": dates, "ref_date": torch.tensor([[2020, 182, 0]] * b)}
+
+
+@pytest.mark.parametrize("name", ["treesatai_ts", "pastis_hd", "flair2", "flair_hub"])
+@pytest.mark.parametrize("fusion", ["shared", "monotemp"])
+def test_forward_shapes_on_every_dataset(name, fusion):
+    ds = catalog().dataset(name)
+    bands = {m: ds.store.modality(m).model_bands for m in ds.inputs}
+    grids = dict.fromkeys(ds.inputs, 2)
+    net = Dinov2Backbone(random_dinov2("demo"), bands, grids, fusion=fusion)
+    out = net.encode(_batch(ds))
+    assert set(out) == set(ds.inputs)
+    for m, f in out.items():
+        assert f.shape == (2, 1, 2, 4, 64), m  # (B, G, T, L, D)
+        assert torch.isfinite(f).all()
+    n_encoders = 1 if fusion == "shared" else len(ds.inputs)
+    assert len(net.models) == n_encoders
+
+
+def test_patch_embeddings_start_from_the_pretrained_rgb_kernel():
+    model = random_dinov2("demo", seed=1)
+    rgb = model.embeddings.patch_embeddings.projection.weight
+    net = Dinov2Backbone(model, {"aerial": ["R", "G", "B", "NIR"]}, {"aerial": 3})
+    w = net.patch_embed["aerial"].weight
+    assert w.shape == (64, 4, PATCH, PATCH) and torch.equal(w[:, :3], rgb)
+    assert float(w[:, 3].detach().std()) < 0.02  # NIR: new, N(0, 0.01)
+
+
+def test_a_checkpoint_in_the_library_layout_loads_and_a_damaged_one_fails(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = random_dinov2("demo", seed=3)
+    model.save_pretrained(tmp_path / "ok")
+    loaded = load_dinov2(tmp_path / "ok")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    model.save_pretrained(tmp_path / "bad")
+    weights = tmp_path / "bad" / "model.safetensors"
+    state = load_file(weights)
+    state.pop(next(k for k in state if "layer.0" in k and k.endswith("weight")))
+    save_file(state, weights, metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="missing_keys"):
+        load_dinov2(tmp_path / "bad")
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
+        load_dinov2(tmp_path / "nowhere")
