@@ -165,6 +165,28 @@ class SegmentationHead(nn.Module):
         return rearrange(logits, "b (k p q) h w -> b k (h p) (w q)", p=s, q=s)
 
 
+def build_head(
+    task: TaskSpec,
+    dim: int,
+    grids: Mapping[str, int],
+    slots: int,
+    label_px: int | None = None,
+    kind: str = "attentive",
+    heads: int = 8,
+    norm: str = "none",
+) -> nn.Module:
+    """The task head of any encoder whose features are ``{m: (B, G, T, L, D)}``: a
+    :class:`ClassificationHead`, or a :class:`SegmentationHead` on the reference modality's
+    token grid (``grids[task.ref_modality]``) upsampled to ``label_px`` pixels; ``slots`` =
+    the number of (modality, group, date) feature images (the ``concat`` head's width)."""
+    if task.kind == "multilabel":
+        return ClassificationHead(dim, task.num_classes, kind, heads, norm, slots)
+    ref = grids[task.ref_modality]
+    if label_px is None or label_px % ref:
+        raise ValueError(f"label of {label_px} px is not a multiple of the {ref}-token grid")
+    return SegmentationHead(dim, task.num_classes, ref, label_px // ref, kind, heads, norm, slots)
+
+
 class DownstreamModel(nn.Module):
     """A MAESTRO encoder (decoder removed) with a task head.
 
@@ -180,21 +202,11 @@ class DownstreamModel(nn.Module):
             encoder.drop_decoder()
         self.encoder = encoder
         cfg = encoder.cfg
-        if task.kind == "multilabel":
-            self.head = ClassificationHead(
-                cfg.embed_dim, task.num_classes, cfg.head, cfg.head_heads, cfg.head_norm,
-                _slots(encoder.plans),
-            )  # fmt: skip
-        else:
-            ref = encoder.plans[task.ref_modality].grid
-            if label_px is None or label_px % ref:
-                raise ValueError(
-                    f"label of {label_px} px is not a multiple of the {ref}-token grid"
-                )
-            self.head = SegmentationHead(
-                cfg.embed_dim, task.num_classes, ref, label_px // ref, cfg.head, cfg.head_heads,
-                cfg.head_norm, _slots(encoder.plans),
-            )  # fmt: skip
+        grids = {m: p.grid for m, p in encoder.plans.items()}
+        self.head = build_head(
+            task, cfg.embed_dim, grids, _slots(encoder.plans), label_px, cfg.head, cfg.head_heads,
+            cfg.head_norm,
+        )  # fmt: skip
 
     def forward(self, batch: Batch, frozen: bool = False) -> torch.Tensor:
         """Logits ``(B, K)`` or ``(B, K, h, w)``; ``frozen`` runs the encoder without gradients."""
