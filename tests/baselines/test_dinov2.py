@@ -101,3 +101,19 @@ def test_behind_the_downstream_interface_it_trains(name):
     assert losses[-1] < losses[0]
     after = model.encoder.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # fine-tuning moves it
+
+
+def test_the_weights_manifest_names_the_checkpoint_and_its_licence():
+    from pathlib import Path
+
+    from maestro.data.download.manifest import load_manifest, manifest_dict
+
+    path = Path(__file__).resolve().parents[2] / "config/manifests/weights/dinov2_base.yaml"
+    m = load_manifest(path)
+    (src,) = m.sources
+    assert (src.repo, src.repo_type, src.licence) == ("facebook/dinov2-base", "model", "Apache-2.0")
+    assert [f.path for f in src.files] == ["config.json", "model.safetensors"]
+    assert m.unpinned() == [
+        "facebook/dinov2-base: config.json", "facebook/dinov2-base: model.safetensors"
+    ]  # fmt: skip
+    assert manifest_dict(m)["sources"][0]["licence"] == "Apache-2.0"  # kept when re-pinned

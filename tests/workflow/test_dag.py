@@ -140,6 +140,27 @@ def test_paper_config_is_not_merged_with_the_demo():
     )
 
 
+def test_baseline_weights_are_fetched_by_their_manifest(tmp_path):
+    """weights.<name> of kind download: the download_weights rule runs the verified
+    downloader on the checkpoint's manifest; a local folder has nothing to fetch."""
+    from .conftest import REPO
+
+    manifest = str(REPO / "config/manifests/weights/dinov2_base.yaml")
+    cfg = demo_config() | {"weights": {"dinov2_base": {"kind": "download", "manifest": manifest}}}
+    target = "data/weights/dinov2_base/download_manifest.json"
+    res = snakemake(tmp_path / "a", cfg, "-n", "-p", target)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert job_counts(out) == {"download_weights": 1}
+    assert f"download --manifest {manifest} --out data/weights/dinov2_base" in out
+    cfg["weights"] = {"dinov2_base": {"kind": "path", "root": "/models/dinov2-base"}}
+    res = snakemake(tmp_path / "b", cfg, "-n", target)
+    assert res.returncode != 0 and "a local folder (/models/dinov2-base)" in res.stdout + res.stderr
+    cfg["weights"] = {"dinov2_base": {"kind": "download"}}  # no manifest: the schema says so
+    res = snakemake(tmp_path / "c", cfg, "-n", target)
+    assert res.returncode != 0 and "manifest" in res.stdout + res.stderr
+
+
 def test_readme_rule_graph_is_current():
     """The README's Mermaid rule graph is what `make dag` draws from the workflow as it is."""
     import subprocess

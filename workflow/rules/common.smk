@@ -113,6 +113,23 @@ def raw_input(wildcards):
     return raw_dir(wildcards)
 
 
+def weights_source(wildcards):
+    """The configured source of a baseline checkpoint (``weights.<name>``)."""
+    name = wildcards.checkpoint
+    src = (config.get("weights") or {}).get(name)
+    if src is None:
+        raise WorkflowError(f"no weights.{name} in the configuration (docs/baselines.md)")
+    if src["kind"] != "download":
+        raise WorkflowError(f"weights.{name} is a local folder ({src['root']}): nothing to fetch")
+    return src
+
+
+def weights_dir(name):
+    """Folder of a baseline checkpoint: fetched under data/weights/<name>, or the given root."""
+    src = (config.get("weights") or {})[name]
+    return f"data/weights/{name}" if src["kind"] == "download" else src["root"]
+
+
 def store_path(wildcards):
     return f"results/data/{store_of(wildcards)}.zarr"
 

@@ -49,6 +49,30 @@ rule download:
         " > {log:q} 2>&1"
 
 
+rule download_weights:
+    # a baseline checkpoint (config weights.<name>, kind download), with the same verified,
+    # resumable downloader as the datasets
+    output:
+        "data/weights/{checkpoint}/download_manifest.json",
+    log:
+        "results/logs/download_weights/{checkpoint}.log",
+    retries: 2
+    conda:
+        "../envs/maestro.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc, attempt: 120 * attempt,
+    params:
+        cli=MAESTRO,
+        manifest=lambda wc: weights_source(wc)["manifest"],
+        root=lambda wc, output: os.path.dirname(output[0]),
+        unpinned=lambda wc: "--allow-unpinned" if weights_source(wc).get("allow_unpinned") else "",
+    shell:
+        "{params.cli} download --manifest {params.manifest:q} --out {params.root:q} {params.unpinned}"
+        " > {log:q} 2>&1"
+
+
 rule convert:
     input:
         raw=raw_input,

@@ -9,6 +9,7 @@ A manifest is YAML data (``config/manifests/<store>.yaml``)::
         repo_type: dataset              # dataset | model
         revision: main                  # a commit sha once pinned
         ref: main                       # the branch a pinned revision was resolved from
+        licence: Apache-2.0             # optional: the licence of the files taken
         files:
           - {path: aerial.zip, sha256: null, size: null, extract: true, target: aerial}
         include:                        # globs over the repository tree, expanded by `pin`
@@ -129,6 +130,7 @@ class Source:
     ref: str | None = None
     expanded_at: str | None = None
     note: str | None = None
+    licence: str | None = None  # of the files taken (model weights carry one each)
 
     @property
     def include_pending(self) -> bool:
@@ -232,7 +234,8 @@ def _rule(d: Any, where: str) -> IncludeRule:
 
 
 def _source(d: Any, where: str) -> Source:
-    keys = {"repo", "repo_type", "revision", "ref", "expanded_at", "note", "files", "include"}
+    keys = {"repo", "repo_type", "revision", "ref", "expanded_at", "note", "licence", "files",
+            "include"}  # fmt: skip
     d = _keys(d, keys, {"repo", "revision"}, where)
     repo = _opt(d, "repo", str, where)
     if not repo or not _REPO.match(repo):
@@ -259,6 +262,7 @@ def _source(d: Any, where: str) -> Source:
         ref=_opt(d, "ref", str, where),
         expanded_at=_opt(d, "expanded_at", str, where),
         note=_opt(d, "note", str, where),
+        licence=_opt(d, "licence", str, where),
     )
 
 
@@ -337,7 +341,7 @@ def manifest_dict(m: Manifest) -> dict[str, Any]:
     sources = []
     for s in m.sources:
         d: dict[str, Any] = {"repo": s.repo, "repo_type": s.repo_type, "revision": s.revision}
-        for key in ("ref", "expanded_at", "note"):
+        for key in ("ref", "expanded_at", "note", "licence"):
             if getattr(s, key) is not None:
                 d[key] = getattr(s, key)
         if s.include:
