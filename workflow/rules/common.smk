@@ -183,9 +183,11 @@ def pretrain_targets():
 
 def reference_histories():
     """Training histories of the reference cell's downstream runs (every mode, first seed)."""
-    tail = f"/{PLAN.reference.id}/seed~{SEEDS[0]}/metrics.json"
+    tail = [PLAN.reference.id, f"seed~{SEEDS[0]}", "metrics.json"]
     return [
-        p[: -len("metrics.json")] + "history.csv" for p in PLAN.downstream() if p.endswith(tail)
+        os.path.join(os.path.dirname(p), "history.csv")
+        for p in PLAN.downstream()
+        if p.split("/")[-3:] == tail
     ]
 
 
