@@ -195,11 +195,17 @@ def cmd_downstream(args: argparse.Namespace) -> None:
     config = {"job": job, "dataset": args.dataset, "seed": args.seed, "mode": args.mode}
     if args.random_init:
         config["random_init"] = True
+    baseline = None
+    if args.baseline:
+        from maestro.baselines.build import spec_from
+
+        baseline = spec_from(json.loads(args.baseline))
+        config["baseline"] = json.loads(args.baseline)
     metrics = run_downstream(
         args.mode, args.store_path, dataset, phase, args.seed, args.out_dir, runtime,
         init=args.init, model_cfg=model_config(job), work_dir=Path(args.out_dir) / ".work",
         fingerprint=provenance.config_hash(config), meta=_meta(job, args, dataset),
-        random_init=args.random_init,
+        random_init=args.random_init, baseline=baseline,
     )  # fmt: skip
     inputs = {"store": args.store_path} | ({"init": args.init} if args.init else {})
     if runtime.dist.is_main:
@@ -505,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--random-init", action="store_true",
         help="probe a randomly initialised encoder (the reference a pretrained probe must beat)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--baseline", default=None,
+        help='a baseline foundation model instead of MAESTRO, as JSON, e.g. \'{"model": "dinov2", '
+        '"size": "demo"}\' (maestro.baselines.build.BaselineSpec; docs/baselines.md)',
     )  # fmt: skip
 
     sp = add("reference", cmd_reference, "reference row: trivial predictor or linear raw model")

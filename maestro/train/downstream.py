@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from maestro.baselines.build import BaselineSpec, baseline_record, build_baseline, load_baseline
 from maestro.data.torch_dataset import MaestroDataset
 from maestro.datasets.spec import DatasetSpec
 from maestro.model import DownstreamModel, MAEConfig
@@ -201,11 +203,14 @@ def run_downstream(
     fingerprint: str = "",
     meta: Mapping[str, Any] | None = None,
     random_init: bool = False,
+    baseline: BaselineSpec | None = None,
 ) -> dict[str, Any]:
     """Train ``mode`` on the train split, select on val, test; write :data:`OUTPUTS`.
 
     ``random_init`` (probe only) probes a randomly initialised encoder of ``model_cfg``'s
-    architecture: the floor that pretraining must lift a probe above.
+    architecture: the floor that pretraining must lift a probe above. ``baseline`` trains a
+    baseline foundation model instead of MAESTRO (probe: from its spec; fine-tune: from the
+    probe's ``init``, or from the spec without one).
 
     Under torchrun every rank trains on its share of each epoch (DDP); rank 0 writes.
     """
@@ -216,7 +221,16 @@ def run_downstream(
     out_dir = Path(out_dir)
     if random_init and mode != "probe":
         raise ValueError(f"random_init applies to the probe, not to {mode!r}")
-    model, rec = build_model(mode, dataset, init, model_cfg, random_init)
+    if baseline is not None:
+        if mode == "scratch" or random_init:
+            raise ValueError(f"a baseline runs probe and finetune only, not {mode!r}")
+        if init is not None:
+            model, baseline = load_baseline(init, dataset)
+        else:
+            model = build_baseline(baseline, dataset)
+        rec: dict[str, Any] = {}
+    else:
+        model, rec = build_model(mode, dataset, init, model_cfg, random_init)
     model.to(runtime.device)
     frozen = mode == "probe"
     if frozen:
@@ -239,7 +253,8 @@ def run_downstream(
         opt, phase.epochs * steps, phase.warmup_frac, phase.warmup_div, phase.final_factor
     )
     ema = EMA(model, ema_momentum(phase.epochs)) if phase.ema else None
-    if runtime.compile:  # after the EMA copy: a compiled module must not be deep-copied
+    if runtime.compile and hasattr(model.encoder, "compile_blocks"):
+        # after the EMA copy: a compiled module must not be deep-copied
         model.encoder.compile_blocks()
     step_model = distributed.wrap(model, runtime.device, d)
     kind, key = dataset.task.kind, dataset.task.metric
@@ -347,10 +362,17 @@ def run_downstream(
         "train_items": len(train_ds),
         "classes": list(dataset.task.classes),
     } | dict(meta or {})
+    if baseline is not None:
+        metrics |= {"baseline": dataclasses.asdict(baseline), "row": baseline.label}
     if d.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_csv(out_dir / "history.csv", history)
-        record = model_record(model, "downstream", rec["model_cfg"], dataset, rec["norm_groups"])
+        if baseline is not None:
+            record = baseline_record(model, baseline, dataset)
+        else:
+            record = model_record(
+                model, "downstream", rec["model_cfg"], dataset, rec["norm_groups"]
+            )
         checkpoint.save(out_dir / "model.pt", record)
         examples = prediction_examples(model, test_ds, dataset, PREDICTION_EXAMPLES, runtime)
         with atomic_path(out_dir / "predictions.npz") as tmp, open(tmp, "wb") as f:

@@ -1,0 +1,146 @@
+"""Build, save and reload a baseline model for a dataset (the downstream jobs' entry point).
+
+A baseline is described by a :class:`BaselineSpec` (plain data, the job configuration's
+``baseline`` section): which backbone, which size, which fusion, which weights (a checkpoint
+folder or file, or ``None`` for random weights: the demo's "random init" rows), the token
+grid per modality and the head. :func:`build_baseline` makes the model for a dataset;
+:func:`baseline_record` / :func:`load_baseline` save and rebuild it (a probe result is the
+start of the fine-tuning, as for MAESTRO).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maestro.baselines import dinov2, dofa
+from maestro.baselines.model import BaselineModel
+from maestro.datasets.spec import DatasetSpec
+from maestro.train import checkpoint
+from maestro.train.build import label_px
+
+MODELS = ("dinov2", "dofa")
+#: Record kind of a baseline ``model.pt``.
+KIND = "baseline"
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """What baseline to build (see the module docstring).
+
+    ``grid``: token grid side of every modality (the images are resized to ``grid x patch``
+    pixels); ``None`` keeps each modality's crop size rounded to whole patches (at least 1).
+    """
+
+    model: str
+    size: str = "base"
+    fusion: str = "shared"
+    weights: str | None = None
+    grid: int | None = None
+    head: str = "attentive"
+    head_heads: int = 8
+    head_norm: str = "none"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"baseline model {self.model!r}: expected one of {MODELS}")
+
+    @property
+    def label(self) -> str:
+        """The row name in the tables, e.g. ``DINO-v2 (random init, demo)``."""
+        name = {"dinov2": "DINO-v2", "dofa": "DOFA"}[self.model]
+        return f"{name} (random init, demo)" if self.weights is None else name
+
+
+def _inputs(spec: BaselineSpec, dataset: DatasetSpec) -> list[str]:
+    """The modalities the backbone reads (DOFA: those with wavelengths or SAR bands)."""
+    if spec.model != "dofa":
+        return list(dataset.inputs)
+    out = []
+    for m in dataset.inputs:
+        mod = dataset.store.modality(m)
+        try:
+            dofa.band_wavelengths(mod.model_bands, mod.bands, mod.wavelengths_um)
+        except ValueError:
+            continue  # e.g. the DEM: DOFA has no embedding for it
+        out.append(m)
+    return out
+
+
+def _grids(spec: BaselineSpec, dataset: DatasetSpec, mods: list[str], patch: int) -> dict:
+    store = dataset.store
+    if spec.grid is not None:
+        return dict.fromkeys(mods, spec.grid)
+    return {m: max(1, round(store.modality(m).pixels(store.crop_m) / patch)) for m in mods}
+
+
+def build_baseline(spec: BaselineSpec, dataset: DatasetSpec) -> BaselineModel:
+    """The baseline for ``dataset``: backbone (loaded from ``spec.weights`` or random) + head."""
+    mods = _inputs(spec, dataset)
+    if not mods:
+        raise ValueError(f"baseline {spec.model}: no input of {dataset.name} it can read")
+    specs = {m: dataset.store.modality(m) for m in mods}
+    if spec.model == "dinov2":
+        net = (
+            dinov2.load_dinov2(spec.weights)
+            if spec.weights
+            else dinov2.random_dinov2(spec.size, spec.seed)
+        )
+        bands = {m: s.model_bands for m, s in specs.items()}
+        grids = _grids(spec, dataset, mods, dinov2.PATCH)
+        backbone: torch.nn.Module = dinov2.Dinov2Backbone(
+            net, bands, grids, spec.fusion, seed=spec.seed
+        )
+    else:
+        torch.manual_seed(spec.seed)
+        net = dofa.load_dofa(spec.weights, spec.size) if spec.weights else dofa.DOFA(spec.size)
+        waves = {
+            m: dofa.band_wavelengths(s.model_bands, s.bands, s.wavelengths_um)
+            for m, s in specs.items()
+        }
+        backbone = dofa.DOFABackbone(
+            net, waves, _grids(spec, dataset, mods, dofa.PATCH), spec.fusion
+        )
+    dates = {m: s.num_dates for m, s in specs.items()}
+    return BaselineModel(
+        backbone, dataset.task, dates, label_px(dataset), spec.head, spec.head_heads,
+        spec.head_norm,
+    )  # fmt: skip
+
+
+def baseline_record(model: BaselineModel, spec: BaselineSpec, dataset: DatasetSpec) -> dict:
+    """The payload of a baseline ``model.pt``: the spec, the dataset and the weights."""
+    return {
+        "kind": KIND,
+        "baseline": dataclasses.asdict(spec),
+        "dataset": dataset.name,
+        "inputs": list(dataset.inputs),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+
+
+def spec_from(data: Mapping[str, Any]) -> BaselineSpec:
+    """A :class:`BaselineSpec` from plain data; an unknown key is an error naming it."""
+    fields = {f.name for f in dataclasses.fields(BaselineSpec)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"baseline: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    return BaselineSpec(**dict(data))
+
+
+def load_baseline(path: str | Path, dataset: DatasetSpec) -> tuple[BaselineModel, BaselineSpec]:
+    """Rebuild a saved baseline (its random or loaded backbone is replaced by the saved
+    weights) for ``dataset``."""
+    record = checkpoint.load(path)
+    if record.get("kind") != KIND:
+        raise ValueError(f"{path}: not a baseline checkpoint (kind {record.get('kind')!r})")
+    spec = dataclasses.replace(spec_from(record["baseline"]), weights=None)  # rebuilt, then loaded
+    model = build_baseline(spec, dataset)
+    model.load_state_dict(record["state_dict"])
+    return model, spec_from(record["baseline"])
