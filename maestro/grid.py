@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maestro.baselines.sheet import BaselineRow, read_baselines
 from maestro.experiment import (
     CELL_COLUMNS,
     CELL_DEFAULTS,
@@ -174,6 +175,7 @@ class Plan:
     seeds: list[int]
     transfers: list[Transfer]
     probe: Mapping[str, bool]  # dataset -> whether its probe phase runs (epochs > 0)
+    baselines: list[BaselineRow] = field(default_factory=list)  # the baselines sheet
 
     @property
     def reference(self) -> Cell:
@@ -223,6 +225,27 @@ class Plan:
                 ]
         return out
 
+    def baseline(self, bid: str) -> BaselineRow:
+        """A baselines-sheet row by id."""
+        for b in self.baselines:
+            if b.id == bid:
+                return b
+        raise KeyError(f"unknown baseline {bid!r}")
+
+    def baseline_runs(self, filename: str = "metrics.json") -> list[str]:
+        """Probe (when it runs) and fine-tune outputs of every baseline row."""
+        out = []
+        for b in self.baselines:
+            for d in b.datasets:
+                stages = ["finetune"] + (["probe"] if self.probe.get(d, True) else [])
+                seeds = b.seeds if b.seeds is not None else tuple(self.seeds)
+                out += [
+                    f"results/baseline/{st}/{d}/{b.id}/seed~{s}/{filename}"
+                    for st in stages
+                    for s in seeds
+                ]
+        return out
+
     def references(self, filename: str = "metrics.json") -> list[str]:
         """Reference rows of every benchmark dataset: trivial predictor, linear raw model."""
         return [f"results/reference/{d}/{k}/{filename}" for d in self.datasets for k in REFERENCES]
@@ -255,7 +278,13 @@ def make_plan(config: Mapping[str, Any], sheet: str | Path | None = None) -> Pla
     probe = {}
     for d in [*datasets, *(t.target for t in transfers)]:
         probe[d] = int(phase_section(config, "probe", d).get("epochs", 10)) > 0
-    return Plan(cells, datasets, [int(s) for s in config.get("seeds", [0])], transfers, probe)
+    baselines = (
+        read_baselines(config["baselines"], datasets, (config.get("weights") or {}))
+        if config.get("baselines")
+        else []
+    )
+    seeds = [int(s) for s in config.get("seeds", [0])]
+    return Plan(cells, datasets, seeds, transfers, probe, baselines)
 
 
 def step_job(

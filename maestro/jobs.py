@@ -40,7 +40,9 @@ STEPS: dict[str, tuple[tuple[str, ...], str | None]] = {
 #: fine-tuning recipe (and its ``by_dataset`` changes) unless its own section says otherwise.
 INHERITS = {"scratch": "finetune"}
 #: Top-level keys that only a workflow configuration has (never a job configuration).
-WORKFLOW_KEYS = frozenset({"datasets", "sources", "variants", "seeds", "transfer", "weights"})
+WORKFLOW_KEYS = frozenset(
+    {"datasets", "sources", "variants", "seeds", "transfer", "weights", "baselines"}
+)
 
 
 def _fill_defaults(schema: Mapping[str, Any], value: Any, root: Mapping[str, Any]) -> None:

@@ -11,51 +11,19 @@ start of the fine-tuning, as for MAESTRO).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from maestro.baselines import dinov2, dofa
 from maestro.baselines.model import BaselineModel
+from maestro.baselines.spec import BaselineSpec, spec_from
 from maestro.datasets.spec import DatasetSpec
 from maestro.train import checkpoint
 from maestro.train.build import label_px
 
-MODELS = ("dinov2", "dofa")
 #: Record kind of a baseline ``model.pt``.
 KIND = "baseline"
-
-
-@dataclass(frozen=True)
-class BaselineSpec:
-    """What baseline to build (see the module docstring).
-
-    ``grid``: token grid side of every modality (the images are resized to ``grid x patch``
-    pixels); ``None`` keeps each modality's crop size rounded to whole patches (at least 1).
-    """
-
-    model: str
-    size: str = "base"
-    fusion: str = "shared"
-    weights: str | None = None
-    grid: int | None = None
-    head: str = "attentive"
-    head_heads: int = 8
-    head_norm: str = "none"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ValueError(f"baseline model {self.model!r}: expected one of {MODELS}")
-
-    @property
-    def label(self) -> str:
-        """The row name in the tables, e.g. ``DINO-v2 (random init, demo)``."""
-        name = {"dinov2": "DINO-v2", "dofa": "DOFA"}[self.model]
-        return f"{name} (random init, demo)" if self.weights is None else name
 
 
 def _inputs(spec: BaselineSpec, dataset: DatasetSpec) -> list[str]:
@@ -71,6 +39,19 @@ def _inputs(spec: BaselineSpec, dataset: DatasetSpec) -> list[str]:
             continue  # e.g. the DEM: DOFA has no embedding for it
         out.append(m)
     return out
+
+
+def _weights_file(path: str) -> Path:
+    """A checkpoint file, or the one ``.pth`` / ``.pt`` file of a downloaded folder."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    found = sorted([*p.glob("*.pth"), *p.glob("*.pt")]) if p.is_dir() else []
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"{p}: expected a checkpoint file or a folder with one, found {found}"
+        )
+    return found[0]
 
 
 def _grids(spec: BaselineSpec, dataset: DatasetSpec, mods: list[str], patch: int) -> dict:
@@ -99,7 +80,11 @@ def build_baseline(spec: BaselineSpec, dataset: DatasetSpec) -> BaselineModel:
         )
     else:
         torch.manual_seed(spec.seed)
-        net = dofa.load_dofa(spec.weights, spec.size) if spec.weights else dofa.DOFA(spec.size)
+        net = (
+            dofa.load_dofa(_weights_file(spec.weights), spec.size)
+            if spec.weights
+            else dofa.DOFA(spec.size)
+        )
         waves = {
             m: dofa.band_wavelengths(s.model_bands, s.bands, s.wavelengths_um)
             for m, s in specs.items()
@@ -123,15 +108,6 @@ def baseline_record(model: BaselineModel, spec: BaselineSpec, dataset: DatasetSp
         "inputs": list(dataset.inputs),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-
-
-def spec_from(data: Mapping[str, Any]) -> BaselineSpec:
-    """A :class:`BaselineSpec` from plain data; an unknown key is an error naming it."""
-    fields = {f.name for f in dataclasses.fields(BaselineSpec)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ValueError(f"baseline: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    return BaselineSpec(**dict(data))
 
 
 def load_baseline(path: str | Path, dataset: DatasetSpec) -> tuple[BaselineModel, BaselineSpec]:

@@ -57,8 +57,20 @@ def _where(df: pd.DataFrame, test) -> pd.DataFrame:
 
 
 def _intra(df: pd.DataFrame) -> pd.DataFrame:
-    """Intra-dataset model runs (no transfer, no reference row)."""
-    return df[df["source"].isna() & ~df["mode"].isin(REFERENCES)].copy()
+    """Intra-dataset MAESTRO runs (no transfer, no reference row, no baseline model)."""
+    return df[df["source"].isna() & ~df["mode"].isin(REFERENCES) & df["row"].isna()].copy()
+
+
+def baseline_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs of the baseline foundation models, labelled for Table 1 (probe rows marked)."""
+    rows = df[df["row"].notna()].copy()
+    rows["Model"] = [
+        f"{r} (probe)" if m == "probe" else r
+        for r, m in zip(rows["row"], rows["mode"], strict=True)
+    ]
+    rows["Size"] = rows["baseline_size"]
+    rows["Fusion mode"] = rows["baseline_fusion"]
+    return rows
 
 
 def reference_rows(df: pd.DataFrame, label_cols: list[str], label: str) -> pd.DataFrame:
@@ -90,9 +102,12 @@ def table1(df: pd.DataFrame, reference: Mapping[str, str]) -> tuple:
     # baselines without pretraining do not depend on its length: one row per architecture
     rows = rows[~rows["mode"].isin(["scratch", "probe_random"]) | (rows["cell_length"] == "1")]
     keys = ["Model", "Size", "Fusion mode"]
-    rows = pd.concat([rows, reference_rows(df, keys, "Model")], ignore_index=True)
+    parts = [rows, baseline_rows(df), reference_rows(df, keys, "Model")]
+    rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
     rows = rows.sort_values(
-        by=keys, key=lambda s: s.map(_ORDER) if s.name == "Model" else s, kind="stable"
+        by=keys,
+        key=lambda s: s.map(_ORDER).fillna(3.5) if s.name == "Model" else s,
+        kind="stable",
     )
     return pivot(summarize(rows, keys), keys)
 

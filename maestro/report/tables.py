@@ -94,6 +94,10 @@ def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "value": 100.0 * float(m["test"][m["metric"]]),
                 "replicates": 100.0 * np.asarray(boot, dtype=np.float64),
                 "path": str(path),
+                # baseline foundation models: the table row, size and fusion of the backbone
+                "row": m.get("row"),
+                "baseline_size": (m.get("baseline") or {}).get("size"),
+                "baseline_fusion": (m.get("baseline") or {}).get("fusion"),
             }
         )
     if not rows:

@@ -150,3 +150,28 @@ def test_reference_rows_join_table1_and_the_ablations(tmp_path):
         "every date (reference)", "1 date(s)", "Random-init encoder (probe)",
         "Linear model on raw inputs", "Trivial predictor",
     ]  # fmt: skip
+
+
+def test_baseline_models_get_their_own_rows_in_table1(tmp_path):
+    paths = [_metrics(tmp_path, "a0", "treesatai_ts", "finetune", 0.50)]
+    for name, mode, value in (("d0", "finetune", 0.42), ("d1", "probe", 0.33)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({
+            "dataset": "treesatai_ts", "title": TITLES["treesatai_ts"], "mode": mode,
+            "metric": "weighted_f1", "test": {"weighted_f1": value}, "cell": None, "seed": 0,
+            "row": "DINO-v2 (random init, demo)",
+            "baseline": {"model": "dinov2", "size": "demo", "fusion": "shared"},
+        }))  # fmt: skip
+        paths.append(path)
+    write_all(paths, REF, tmp_path / "out")
+    lines = (tmp_path / "out" / "table1.md").read_text().split("Published reference")[0]
+    rows = [ln for ln in lines.splitlines() if ln.startswith("| ")]
+    names = [r.split(" | ")[0][2:] for r in rows[1:]]
+    assert names == [
+        "MAESTRO",
+        "DINO-v2 (random init, demo)",
+        "DINO-v2 (random init, demo) (probe)",
+    ]
+    assert "| DINO-v2 (random init, demo) | demo | shared | 42.0 |" in lines
+    abl = (tmp_path / "out" / "ablation_norm.md").read_text()
+    assert "DINO-v2" not in abl  # baselines are not MAESTRO cells

@@ -19,6 +19,7 @@ def demo_config() -> dict:
     """The shipped demo configuration, with the variants sheet as an absolute path."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg["variants"] = str(REPO / "config" / "variants.tsv")
+    cfg["baselines"] = str(REPO / "config" / "baselines.tsv")
     return cfg
 
 

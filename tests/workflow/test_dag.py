@@ -21,6 +21,7 @@ def test_dry_run_of_the_full_demo_grid(tmp_path):
         "figure_reconstruction": 4, "figure_segmentation": 3, "tables_all": 1,
         "table_compute": 1, "signal_check": 1, "figure_ablations": 1, "figure_pretrain_loss": 1,
         "dvc_metrics": 1, "figure_table1": 1, "figure_downstream_curves": 1,
+        "baseline_probe": 4 * 2, "baseline_finetune": 4 * 2,
     }  # fmt: skip
     assert {k: counts[k] for k in expected} == expected
 
@@ -101,7 +102,8 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
 
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     cfg["variants"] = str(REPO / "config" / "variants_paper.tsv")
-    for src in cfg["sources"].values():
+    cfg["baselines"] = str(REPO / "config" / "baselines_paper.tsv")
+    for src in [*cfg["sources"].values(), *cfg["weights"].values()]:
         src["manifest"] = str(REPO / src["manifest"])
     res = snakemake(tmp_path, cfg, "-n", "-p", "all")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -118,6 +120,11 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     assert '"epochs": 100' in flair and '"epochs": 50' in tsai
     assert '"size": "base"' in tsai
     assert "maestro.cli download --manifest" in out
+    # the baselines implemented so far (DINO-v2, DOFA) on every dataset, from their weights
+    assert counts["download_weights"] == 2
+    assert counts["baseline_probe"] == 2 * 4 and counts["baseline_finetune"] == 2 * 4
+    probe = next(line for line in out.splitlines() if "--mode probe --baseline" in line)
+    assert "data/weights/" in probe and '"size": "base"' in probe
 
 
 def test_paper_config_is_not_merged_with_the_demo():

@@ -53,6 +53,9 @@ def test_pipeline_end_to_end(tmp_path):
     assert set(table["Model"]) == {
         "MAESTRO", "MAESTRO (probe)", "ViT (supervised)", "Random-init encoder (probe)",
         "Linear model on raw inputs", "Trivial predictor",
+        # the baseline foundation models of config/baselines.tsv, random weights
+        "DINO-v2 (random init, demo)", "DINO-v2 (random init, demo) (probe)",
+        "DOFA (random init, demo)", "DOFA (random init, demo) (probe)",
     }  # fmt: skip
     assert table["mean"].between(0, 100).all() and (table["n_seeds"] == 1).all()
     assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()

@@ -66,6 +66,7 @@ wildcard_constraints:
     dataset=_one_of(PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]),
     source=_one_of([t.source for t in PLAN.transfers] or ["-"]),
     cell=_one_of(CELLS),
+    baseline=_one_of([b.id for b in PLAN.baselines] or ["-"]),
     seed=r"\d+",
 
 
@@ -130,6 +131,36 @@ def weights_dir(name):
     return f"data/weights/{name}" if src["kind"] == "download" else src["root"]
 
 
+def baseline_row(wildcards):
+    return PLAN.baseline(wildcards.baseline)
+
+
+def baseline_weights(wildcards):
+    """What a baseline job waits for: its checkpoint's download record or folder (none for
+    random weights)."""
+    name = baseline_row(wildcards).values["weights"]
+    if name == "random":
+        return []
+    src = config["weights"][name]
+    if src["kind"] == "download":
+        return [f"data/weights/{name}/download_manifest.json"]
+    return [src["root"]]
+
+
+def baseline_spec(wildcards):
+    """The --baseline JSON of a job (the row's spec with its checkpoint folder)."""
+    row = baseline_row(wildcards)
+    name = row.values["weights"]
+    path = None if name == "random" else weights_dir(name)
+    head_norm = (config.get("model") or {}).get("head_norm", "none")
+    return json.dumps(row.spec(path, head_norm), sort_keys=True)
+
+
+def _baseline_outputs(stage):
+    base = f"results/baseline/{stage}/{{dataset}}/{{baseline}}/seed~{{seed}}"
+    return {name.split(".")[0]: f"{base}/{name}" for name in DOWNSTREAM_OUT}
+
+
 def store_path(wildcards):
     return f"results/data/{store_of(wildcards)}.zarr"
 
@@ -192,9 +223,9 @@ def reference_histories():
 
 
 def downstream_metrics():
-    """Metrics files of every downstream job (intra-dataset and cross-dataset) and of the
-    reference rows (trivial predictor, linear model on raw inputs)."""
-    return PLAN.downstream() + PLAN.transfer() + PLAN.references()
+    """Metrics files of every downstream job (intra-dataset and cross-dataset, baselines) and
+    of the reference rows (trivial predictor, linear model on raw inputs)."""
+    return PLAN.downstream() + PLAN.transfer() + PLAN.baseline_runs() + PLAN.references()
 
 
 TABLES = [

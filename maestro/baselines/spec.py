@@ -1,0 +1,51 @@
+"""What a baseline run is, as plain data (no torch): :class:`BaselineSpec`, the job
+configuration's ``baseline`` section and one row of the baselines sheet."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MODELS = ("dinov2", "dofa")
+#: Table row names of the backbones.
+NAMES = {"dinov2": "DINO-v2", "dofa": "DOFA"}
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """What baseline to build (see the module docstring).
+
+    ``grid``: token grid side of every modality (the images are resized to ``grid x patch``
+    pixels); ``None`` keeps each modality's crop size rounded to whole patches (at least 1).
+    """
+
+    model: str
+    size: str = "base"
+    fusion: str = "shared"
+    weights: str | None = None
+    grid: int | None = None
+    head: str = "attentive"
+    head_heads: int = 8
+    head_norm: str = "none"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"baseline model {self.model!r}: expected one of {MODELS}")
+
+    @property
+    def label(self) -> str:
+        """The row name in the tables, e.g. ``DINO-v2 (random init, demo)``."""
+        name = NAMES[self.model]
+        return f"{name} (random init, demo)" if self.weights is None else name
+
+
+def spec_from(data: Mapping[str, Any]) -> BaselineSpec:
+    """A :class:`BaselineSpec` from plain data; an unknown key is an error naming it."""
+    fields = {f.name for f in dataclasses.fields(BaselineSpec)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"baseline: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    return BaselineSpec(**dict(data))
