@@ -255,6 +255,8 @@ def _workflow_config(paths: list[str]) -> dict[str, Any]:
     except ValueError as err:
         raise SystemExit(str(err)) from err
     config["variants"] = str(_sheet_path(config["variants"], Path(paths[-1])))
+    if config.get("baselines"):  # the baselines sheet resolves the same way
+        config["baselines"] = str(_sheet_path(config["baselines"], Path(paths[-1])))
     return config
 
 

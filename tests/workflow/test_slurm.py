@@ -25,7 +25,7 @@ from .test_end_to_end import tiny_config
 PROFILE = REPO / "profiles" / "slurm"
 GPU_RULES = [
     "pretrain_mae", "probe", "probe_random", "finetune_model", "train_scratch", "transfer_probe",
-    "transfer_finetune",
+    "transfer_finetune", "baseline_probe", "baseline_finetune",
 ]  # fmt: skip
 
 
@@ -233,6 +233,8 @@ def test_demo_dag_through_slurm(tmp_path):
     assert set(table["Model"]) == {
         "MAESTRO", "MAESTRO (probe)", "Random-init encoder (probe)", "ViT (supervised)",
         "Linear model on raw inputs", "Trivial predictor",
+        "DINO-v2 (random init, demo)", "DINO-v2 (random init, demo) (probe)",
+        "DOFA (random init, demo)", "DOFA (random init, demo) (probe)",
     }, table["Model"].tolist()  # fmt: skip
     assert table["mean"].between(0, 100).all()
     prov = json.loads(next((wd / "results/pretrain").rglob("provenance.json")).read_text())
