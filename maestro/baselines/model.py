@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from maestro.datasets.spec import TaskSpec
-from maestro.model.heads import build_head
+from maestro.model.heads import build_head, encode_then_head
 
 
 class BaselineModel(nn.Module):
@@ -53,9 +53,4 @@ class BaselineModel(nn.Module):
 
     def forward(self, batch: Mapping[str, object], frozen: bool = False) -> torch.Tensor:
         """Logits; ``frozen`` runs the backbone without gradients (the probe)."""
-        if frozen:
-            with torch.no_grad():
-                feats = self.encoder.encode(batch)
-        else:
-            feats = self.encoder.encode(batch)
-        return self.head(feats)
+        return encode_then_head(self.encoder, self.head, batch, frozen)

@@ -165,6 +165,16 @@ class SegmentationHead(nn.Module):
         return rearrange(logits, "b (k p q) h w -> b k (h p) (w q)", p=s, q=s)
 
 
+def encode_then_head(
+    encoder: nn.Module, head: nn.Module, batch: Mapping[str, object], frozen: bool
+) -> torch.Tensor:
+    """``head(encoder.encode(batch))``; ``frozen`` encodes without gradients (the probe). The
+    forward of every downstream model (MAESTRO's and the baselines')."""
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+        feats = encoder.encode(batch)
+    return head(feats)
+
+
 def build_head(
     task: TaskSpec,
     dim: int,
@@ -210,9 +220,4 @@ class DownstreamModel(nn.Module):
 
     def forward(self, batch: Batch, frozen: bool = False) -> torch.Tensor:
         """Logits ``(B, K)`` or ``(B, K, h, w)``; ``frozen`` runs the encoder without gradients."""
-        if frozen:
-            with torch.no_grad():
-                feats = self.encoder.encode(batch)
-        else:
-            feats = self.encoder.encode(batch)
-        return self.head(feats)
+        return encode_then_head(self.encoder, self.head, batch, frozen)
