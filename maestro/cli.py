@@ -91,7 +91,13 @@ def cmd_generate_demo(args: argparse.Namespace) -> None:
 
     job = _job(args.job)
     store = job_catalog(job).store(args.store)
-    cfg = DemoConfig(**(job.get("demo") or {}))
+    if "demo" not in job:
+        raise SystemExit(
+            "the job configuration has no `demo` section (tiles per split, acquisitions per "
+            'year, ...); pass the one the pipeline uses: --job "$(maestro job --config '
+            f'config/config.yaml --step generate-demo --store {args.store})"'
+        )
+    cfg = DemoConfig(**job["demo"])
     check_replaceable(args.out, is_demo_root, "demo dataset written by maestro generate-demo")
     with atomic_path(args.out) as tmp:
         generate(store, tmp, cfg)
@@ -296,7 +302,7 @@ def cmd_job(args: argparse.Namespace) -> None:
     try:
         job = step_job(config, args.step, dataset=args.dataset, store=args.store, cell_id=args.cell)
     except (KeyError, ValueError) as err:
-        raise SystemExit(f"maestro job: {err}") from err
+        raise SystemExit(str(err)) from err
     print(job_json(job))
 
 
@@ -646,6 +652,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         log.error("%s: %s", args.command, msg)
+        return 2
+    except SystemExit as err:
+        if not isinstance(err.code, str) or args.verbose:
+            raise
+        log.error("%s: %s", args.command, err.code)
         return 2
     return 0
 

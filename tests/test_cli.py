@@ -54,15 +54,15 @@ def test_cells_lists_the_sheet_of_a_config(tmp_path, capsys):
     ]
 
 
-def test_job_argument_accepts_json_and_files(tmp_path, capsys):
+def test_job_argument_accepts_json_and_files(tmp_path, capsys, caplog):
     f = tmp_path / "job.yaml"
     f.write_text("model: {embed_dim: 40}\n")
     assert main(["params", "--job", f"@{f}"]) == 0
     from_file = json.loads(capsys.readouterr().out)
     assert main(["params", "--job", '{"model": {"embed_dim": 40}}']) == 0
     assert json.loads(capsys.readouterr().out) == from_file
-    with pytest.raises(SystemExit, match="invalid JSON"):
-        main(["params", "--job", "{bad"])
+    assert main(["params", "--job", "{bad"]) == 2
+    assert "params: --job: invalid JSON" in caplog.text
 
 
 def test_convert_reports_bad_input_and_leaves_nothing(tmp_path):
@@ -98,6 +98,23 @@ def test_generate_demo_replaces_only_a_demo_it_wrote(tmp_path):
     assert not list(tmp_path.glob(".raw*"))  # nothing half-written beside it
 
 
+def test_generate_demo_without_a_job_says_how_to_get_one(tmp_path, caplog):
+    out = tmp_path / "demo"
+    assert main(["generate-demo", "--store", "treesatai_ts", "--out", str(out)]) == 2
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "no `demo` section" in record.message
+    assert "maestro job --config config/config.yaml --step generate-demo" in record.message
+    assert not out.exists()
+
+
+def test_a_string_system_exit_is_one_error_line_and_exit_2(tmp_path, caplog):
+    # --job errors are raised as SystemExit(message): the CLI reports them like every error
+    assert main(["generate-demo", "--store", "treesatai_ts", "--out", str(tmp_path / "d"),
+                 "--job", "[1, 2]"]) == 2  # fmt: skip
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.message.startswith("generate-demo: --job: the --job text: expected a mapping")
+
+
 def test_every_option_has_help_and_there_is_a_version(capsys):
     import argparse
 
@@ -118,7 +135,7 @@ def test_every_option_has_help_and_there_is_a_version(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"maestro {__version__}"
 
 
-def test_cells_finds_the_sheet_from_any_working_directory(tmp_path, monkeypatch, capsys):
+def test_cells_finds_the_sheet_from_any_working_directory(tmp_path, monkeypatch, capsys, caplog):
     from tests.workflow.conftest import REPO
 
     monkeypatch.chdir(tmp_path)  # config/variants.tsv does not exist here
@@ -128,8 +145,8 @@ def test_cells_finds_the_sheet_from_any_working_directory(tmp_path, monkeypatch,
     cfg.write_text(
         (REPO / "config/config.yaml").read_text().replace("config/variants.tsv", "no.tsv")
     )
-    with pytest.raises(SystemExit, match=r"variants sheet 'no\.tsv' not found"):
-        main(["cells", "--config", str(cfg)])
+    assert main(["cells", "--config", str(cfg)]) == 2
+    assert "variants sheet 'no.tsv' not found" in caplog.text
 
 
 def test_convert_refuses_an_out_that_is_the_raw_root(tmp_path):

@@ -77,7 +77,7 @@ def download_cmd(args: argparse.Namespace) -> None:
             progress=False if args.no_progress else None,
         )
     except DownloadError as err:
-        raise SystemExit(f"download: {err}") from err
+        raise SystemExit(str(err)) from err
 
 
 def pin_cmd(args: argparse.Namespace) -> None:
@@ -85,7 +85,7 @@ def pin_cmd(args: argparse.Namespace) -> None:
     try:
         pin_manifest_file(args.manifest, args.out, client=_client(args), update=args.update)
     except DownloadError as err:
-        raise SystemExit(f"pin-manifest: {err}") from err
+        raise SystemExit(str(err)) from err
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,5 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except ValueError as err:  # ManifestError
         print(f"{args.command}: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as err:  # a DownloadError, reported by the subcommand
+        if not isinstance(err.code, str):
+            raise
+        print(f"{args.command}: {err.code}", file=sys.stderr)
         return 2
     return 0
