@@ -38,6 +38,7 @@ import yaml
 from maestro.data.torch_dataset import MaestroDataset
 from maestro.datasets import catalog
 from maestro.model import MAESTRO
+from maestro.model.config import build_config
 from maestro.train import reference
 from maestro.train.build import build_mae, load_mae
 from maestro.train.features import SplitFeatures, split_features
@@ -228,9 +229,79 @@ def cmd_blocks(args: argparse.Namespace) -> None:
         print(f"{name}: {100 * r['test'][key]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
 
 
+def _token_classes(label: torch.Tensor, side: int, k: int) -> torch.Tensor:
+    """``(B, H, W)`` labels -> ``(B, side*side)`` majority class of each token footprint."""
+    one = F.one_hot(label.clamp(min=0).long(), k).permute(0, 3, 1, 2).float()
+    votes = F.adaptive_avg_pool2d(one * (label >= 0)[:, None], side)  # [B, K, side, side]
+    return votes.argmax(1).flatten(1)
+
+
+def target_shares(g: torch.Tensor) -> tuple[float, float, float]:
+    """Shares of the energy of normalized targets ``(..., P, g)`` (zero mean per token
+    group) in the band pattern (mean over pixels), the spatial pattern (mean over bands) and
+    the rest; the three parts are orthogonal, so the shares sum to 1."""
+    band = g.mean(-2, keepdim=True)
+    spatial = g.mean(-1, keepdim=True)
+    rest = g - band - spatial
+    total = max(float((g**2).mean()), 1e-12)
+    return tuple(float((v.expand_as(g) ** 2).mean()) / total for v in (band, spatial, rest))
+
+
+@torch.no_grad()
+def cmd_targets(args: argparse.Namespace) -> None:
+    """Where the variance of the normalized reconstruction targets lies, per modality group.
+
+    After patch-group normalization each (token, group) holds P pixels x g bands of zero mean
+    and unit variance, split here into a *band pattern* (the mean over the token's pixels of
+    each band: spectral shape), a *spatial pattern* (the mean over the group's bands of each
+    pixel) and the rest (per-band, per-pixel noise). ``class oracle`` is the share of the band
+    pattern explained by the mean pattern of the token's majority class at that date index
+    (fitted on the same split: an upper bound of what knowing the class predicts);
+    ``date-mean`` the share explained by the mean pattern of each date index alone (the
+    class-independent part: band gains common to every class).
+    """
+    from maestro.model.patchify import patches
+    from maestro.model.target_norm import normalize_patches
+
+    ds, store = _dataset(args)
+    if ds.task.kind != "segmentation":
+        raise SystemExit(f"targets: {ds.name} is not a segmentation dataset")
+    model = build_mae(build_config(args.size), ds)
+    data = MaestroDataset(store, ds, ("train",), train=False)
+    batches = list(torch.utils.data.DataLoader(data, batch_size=16, shuffle=False))
+    k = ds.task.num_classes
+    print("modality group  bands  band-pattern  spatial  rest   class-oracle  date-mean")
+    for m, p in model.plans.items():
+        parts = []
+        for b in batches:
+            x = patches(b["inputs"][m][:, :, list(p.perm)], p.patch)  # [B, T, L, P, C]
+            z = normalize_patches(x, p.norm_groups)
+            cls = _token_classes(b["label"], round(x.shape[2] ** 0.5), k)  # [B, L]
+            parts.append((z, cls))
+        z = torch.cat([a for a, _ in parts])
+        cls = torch.cat([c for _, c in parts])
+        for gi, idx in enumerate(p.norm_groups or (tuple(range(z.shape[-1])),)):
+            g = z[..., list(idx)]  # [N, T, L, P, g]
+            shares = target_shares(g)
+            bp = g.mean(3)  # band pattern [N, T, L, g]
+            oracle = torch.zeros_like(bp)
+            key = cls[:, None, :].expand(bp.shape[:3])  # [N, T, L]
+            for t in range(bp.shape[1]):
+                for c in key[:, t].unique():
+                    sel = key[:, t] == c
+                    oracle[:, t][sel] = bp[:, t][sel].mean(0)
+            energy = max(float((bp**2).mean()), 1e-12)
+            explained = 1 - float(((bp - oracle) ** 2).mean()) / energy
+            common = 1 - float(((bp - bp.mean((0, 2), keepdim=True)) ** 2).mean()) / energy
+            print(
+                f"{m:8s} {gi:5d}  {len(idx):5d}  {shares[0]:12.3f}  {shares[1]:7.3f}  "
+                f"{shares[2]:5.3f}  {explained:.3f}  {common:.3f}"
+            )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["inputs", "raw", "mae", "features", "blocks"])
+    p.add_argument("what", choices=["inputs", "raw", "mae", "features", "blocks", "targets"])
     p.add_argument("--dataset", default="treesatai_ts")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--store", default=None)
@@ -238,11 +309,13 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--block", type=int, default=8, help="label px per token side (blocks)")
+    p.add_argument("--size", default="tiny", help="model size of the token plans (targets)")
     p.add_argument("--pool", choices=["modality", "date"], default="modality")
     args = p.parse_args()
     torch.set_num_threads(2)
     cmds = {"inputs": cmd_inputs, "raw": cmd_raw, "mae": cmd_mae, "features": cmd_features}
     cmds["blocks"] = cmd_blocks
+    cmds["targets"] = cmd_targets
     cmds[args.what](args)
 
 

@@ -82,6 +82,12 @@ ROI_SPACING_M = 5000.0  # ROIs hold at most 25 x 25 patches (2.56 km) so never o
 S1_DB_RANGE = (-22.0, 15.0)  # dB = offset + span * level
 S1_BAND_OFFSET_DB = {"VV": 0.0, "VH": -7.0}
 S1_ORBIT_OFFSET_DB = {"s1_asc": 0.0, "s1_des": -0.5}
+#: S2 within-group field std and per-band noise std (reflectance), and the field's
+#: correlation length in S2 pixels (30 m): as on PASTIS-HD. With 2-pixel (20 m) tokens a
+#: field varying inside a token, or per-band noise above the class spectral shape, leaves the
+#: normalized targets without class information (docs/demo.md, "The FLAIR world").
+S2_FIELD_NOISE = (0.0025, 0.0025)
+S2_FIELD_SCALE_PX = 3.0
 FIXED_GPKG_DATE = "2000-01-01T00:00:00Z"  # gpkg_contents.last_change, for identical bytes
 
 
@@ -250,7 +256,7 @@ def _s2(
     images, masks = [], []
     for k, date in enumerate(dates):
         x = W.render_bands(
-            frac, world.levels("s2", date), groups, 0.02, 0.01, rng, px / 5,
+            frac, world.levels("s2", date), groups, *S2_FIELD_NOISE, rng, S2_FIELD_SCALE_PX,
             spectral=world.spectra("s2", date, bands),
             group_gain=W.acquisition_gains((max(groups) + 1,), rng),
         )  # fmt: skip
