@@ -45,3 +45,47 @@ def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
     assert "make test" in ci and "make test" in readme and "make run" in readme
+
+
+#: Imports of the package that are optional features, with the extra that installs them.
+OPTIONAL_IMPORTS = {"tensorboard": "tensorboard", "torch.utils.tensorboard": "tensorboard"}
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level module -> files of maestro/ importing it (module- and function-level)."""
+    import ast
+    import sys
+
+    found: dict[str, set[str]] = {}
+    for path in (REPO / "maestro").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top == "maestro" or name in OPTIONAL_IMPORTS:
+                    continue
+                found.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_everything_the_package_imports_is_a_core_dependency():
+    # `make run` installs the core dependencies only: an import served by a test extra
+    # breaks the demo on a fresh machine while every test passes (it happened: the demo's
+    # DINO-v2 baseline needed transformers, then only in the test extras)
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {_name(s) for s in project["dependencies"]}
+    dists = packages_distributions()
+    missing = {}
+    for module, files in _third_party_imports().items():
+        names = {d.lower() for d in dists.get(module, [module])}
+        if not names & core:
+            missing[module] = sorted(files)
+    assert not missing, f"imported by maestro/ but not a core dependency: {missing}"
+    extras = project["optional-dependencies"]
+    assert all(any(_name(s) == x for s in extras[x]) for x in set(OPTIONAL_IMPORTS.values()))
