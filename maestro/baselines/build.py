@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from maestro.baselines import dinov2, dofa
+from maestro.baselines import dinov2, dofa, prithvi, satmae
 from maestro.baselines.model import BaselineModel
-from maestro.baselines.spec import BaselineSpec, spec_from
+from maestro.baselines.spec import SINGLE_MODALITY, BaselineSpec, spec_from
 from maestro.datasets.spec import DatasetSpec
 from maestro.train import checkpoint
 from maestro.train.build import label_px
@@ -27,7 +27,10 @@ KIND = "baseline"
 
 
 def _inputs(spec: BaselineSpec, dataset: DatasetSpec) -> list[str]:
-    """The modalities the backbone reads (DOFA: those with wavelengths or SAR bands)."""
+    """The modalities the backbone reads (DOFA: those with wavelengths or SAR bands; SatMAE
+    and Prithvi: Sentinel-2)."""
+    if spec.model in SINGLE_MODALITY:
+        return [m for m in dataset.inputs if m == SINGLE_MODALITY[spec.model]]
     if spec.model != "dofa":
         return list(dataset.inputs)
     out = []
@@ -61,6 +64,29 @@ def _grids(spec: BaselineSpec, dataset: DatasetSpec, mods: list[str], patch: int
     return {m: max(1, round(store.modality(m).pixels(store.crop_m) / patch)) for m in mods}
 
 
+def _s2_backbone(spec: BaselineSpec, dataset: DatasetSpec, mods: list[str]) -> torch.nn.Module:
+    """SatMAE or Prithvi over the S2 series: loaded (RGB / HLS kernels widened to the S2
+    bands by name) or random."""
+    module = satmae if spec.model == "satmae" else prithvi
+    bands = dataset.store.modality("s2").model_bands
+    torch.manual_seed(spec.seed)
+    gen = torch.Generator().manual_seed(spec.seed)
+    grids = _grids(spec, dataset, mods, module.PATCH)
+    if spec.model == "satmae":
+        net = (
+            satmae.load_satmae(_weights_file(spec.weights), bands, spec.size, gen)
+            if spec.weights
+            else satmae.SatMAE(spec.size, in_chans=len(bands))
+        )
+        return satmae.SatMAEBackbone(net, grids)
+    net = (
+        prithvi.load_prithvi(_weights_file(spec.weights), bands, spec.size, gen)
+        if spec.weights
+        else prithvi.Prithvi(spec.size, in_chans=len(bands))
+    )
+    return prithvi.PrithviBackbone(net, grids)
+
+
 def build_baseline(spec: BaselineSpec, dataset: DatasetSpec) -> BaselineModel:
     """The baseline for ``dataset``: backbone (loaded from ``spec.weights`` or random) + head."""
     mods = _inputs(spec, dataset)
@@ -78,7 +104,7 @@ def build_baseline(spec: BaselineSpec, dataset: DatasetSpec) -> BaselineModel:
         backbone: torch.nn.Module = dinov2.Dinov2Backbone(
             net, bands, grids, spec.fusion, seed=spec.seed
         )
-    else:
+    elif spec.model == "dofa":
         torch.manual_seed(spec.seed)
         net = (
             dofa.load_dofa(_weights_file(spec.weights), spec.size)
@@ -92,10 +118,14 @@ def build_baseline(spec: BaselineSpec, dataset: DatasetSpec) -> BaselineModel:
         backbone = dofa.DOFABackbone(
             net, waves, _grids(spec, dataset, mods, dofa.PATCH), spec.fusion
         )
+    else:
+        backbone = _s2_backbone(spec, dataset, mods)
     dates = {m: s.num_dates for m, s in specs.items()}
+    ref = dataset.store.modality(dataset.task.ref_modality or mods[0])
+    ref_grid = ref.grid(dataset.store.crop_m)  # the grid of MAESTRO's heads
     return BaselineModel(
         backbone, dataset.task, dates, label_px(dataset), spec.head, spec.head_heads,
-        spec.head_norm,
+        spec.head_norm, ref_grid=ref_grid,
     )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ from einops import rearrange
 from torch import nn
 
 from maestro.baselines.adapt import add_date_codes, fold_dates, unfold_dates
+from maestro.baselines.vit import Block, resize_grid, sincos_2d
 
 #: Kernel (patch) size, generator width and weight-token count of every DOFA model.
 PATCH, WAVE_DIM, WEIGHT_TOKENS = 16, 128, 128
@@ -115,46 +116,9 @@ class DynamicPatchEmbed(nn.Module):
         return rearrange(out, "n d h w -> n (h w) d")
 
 
-class _Attention(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = rearrange(self.qkv(x), "n l (s h e) -> s n h l e", s=3, h=self.heads)
-        return self.proj(rearrange(F.scaled_dot_product_attention(q, k, v), "n h l e -> n l (h e)"))
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class _Block(nn.Module):
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
-        self.attn, self.mlp = _Attention(dim, heads), _Mlp(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
 def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
     """``(1, 1 + grid^2, dim)`` fixed 2-D sin-cos position embedding (MAE's; a zero CLS row)."""
-    quarter = dim // 4
-    omega = 10000.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
-    y, x = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
-    ang_x = x.reshape(-1, 1).double() * omega
-    ang_y = y.reshape(-1, 1).double() * omega
-    emb = torch.cat([ang_x.sin(), ang_x.cos(), ang_y.sin(), ang_y.cos()], dim=1)
-    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), emb]).float()[None]
+    return torch.cat([torch.zeros(1, dim), sincos_2d(dim, grid)])[None]
 
 
 class DOFA(nn.Module):
@@ -169,17 +133,12 @@ class DOFA(nn.Module):
         self.patch_embed = DynamicPatchEmbed(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(sincos_pos_embed(dim, self.grid), requires_grad=False)
-        self.blocks = nn.ModuleList([_Block(dim, heads) for _ in range(depth)])
+        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
         self.fc_norm = nn.LayerNorm(dim, eps=1e-6)
 
     def pos_for(self, grid: int) -> torch.Tensor:
         """The patch position embedding resized (bicubic) to a ``grid x grid`` token grid."""
-        pos = self.pos_embed[:, 1:]
-        if grid == self.grid:
-            return pos
-        img = rearrange(pos, "1 (h w) d -> 1 d h w", h=self.grid)
-        img = F.interpolate(img, size=(grid, grid), mode="bicubic", align_corners=False)
-        return rearrange(img, "1 d h w -> 1 (h w) d")
+        return resize_grid(self.pos_embed[:, 1:], self.grid, grid)
 
     def forward(self, x: torch.Tensor, wavelengths_um: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, L, D)`` patch tokens after ``fc_norm`` (CLS dropped)."""

@@ -31,6 +31,9 @@ class BaselineModel(nn.Module):
         head, head_heads, head_norm: as MAESTRO's model config (``head``, ``head_heads``,
             ``head_norm``).
         groups: token groups per date of every modality (1 for the image backbones).
+        ref_grid: the head's token grid when the backbone does not read the task's reference
+            modality (the Sentinel-2 models on FLAIR, whose reference is the aerial image):
+            the grid MAESTRO's heads use for it.
     """
 
     def __init__(
@@ -43,12 +46,20 @@ class BaselineModel(nn.Module):
         head_heads: int = 8,
         head_norm: str = "none",
         groups: int = 1,
+        ref_grid: int | None = None,
     ) -> None:
         super().__init__()
         self.encoder = backbone
         slots = groups * sum(dates[m] for m in backbone.grids)
+        grids = dict(backbone.grids)
+        if task.kind == "segmentation" and task.ref_modality not in grids:
+            if ref_grid is None:
+                raise ValueError(
+                    f"the backbone does not read {task.ref_modality}: the head needs ref_grid"
+                )
+            grids[task.ref_modality] = ref_grid
         self.head = build_head(
-            task, backbone.embed_dim, backbone.grids, slots, label_px, head, head_heads, head_norm
+            task, backbone.embed_dim, grids, slots, label_px, head, head_heads, head_norm
         )
 
     def forward(self, batch: Mapping[str, object], frozen: bool = False) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """The baselines sheet (``config/baselines*.tsv``): one row per baseline foundation model,
 run with probe then fine-tune on its datasets, beside the MAESTRO cells of the ablation sheet.
 
-Columns: ``model`` (dinov2 | dofa), ``size``, ``fusion`` (shared | monotemp), ``weights``
+Columns: ``model`` (dinov2 | dofa | satmae | prithvi), ``size`` (per model:
+``maestro.baselines.spec.SIZES``), ``fusion`` (shared | monotemp for the image models, mod
+for the Sentinel-2 models), ``weights``
 (``random``, or the name of a checkpoint in the config's ``weights`` section), ``grid``
 (token grid side, or ``auto``: each modality's crop in whole patches), ``head``
 (attentive | linear | concat), ``datasets`` (``all`` or ``+``-joined names) and ``seeds``
@@ -17,11 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from maestro.baselines.spec import MODELS
+from maestro.baselines.spec import FUSIONS, MODELS, SIZES
 
 COLUMNS = ("model", "size", "fusion", "weights", "grid", "head", "datasets", "seeds")
 ID_COLUMNS = ("model", "size", "fusion", "weights")
-FUSIONS = ("shared", "monotemp")
 HEADS = ("attentive", "linear", "concat")
 
 
@@ -68,9 +69,12 @@ def read_baselines(
         if None in row or any(not (row[c] or "").strip() for c in COLUMNS):
             raise ValueError(f"{where}: every column needs a value ({list(COLUMNS)})")
         v = {c: row[c].strip() for c in COLUMNS}
+        model = v["model"]
         checks = [
-            ("model", v["model"] in MODELS, MODELS),
-            ("fusion", v["fusion"] in FUSIONS, FUSIONS),
+            ("model", model in MODELS, MODELS),
+            ("size", model not in MODELS or v["size"] in SIZES[model], SIZES.get(model, ())),
+            ("fusion", model not in MODELS or v["fusion"] in FUSIONS[model],
+             FUSIONS.get(model, ())),
             ("head", v["head"] in HEADS, HEADS),
             ("grid", v["grid"] == "auto" or (v["grid"].isdigit() and int(v["grid"]) > 0), "auto|N"),
             ("weights", v["weights"] == "random" or v["weights"] in weights,

@@ -8,9 +8,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MODELS = ("dinov2", "dofa")
+MODELS = ("dinov2", "dofa", "satmae", "prithvi")
 #: Table row names of the backbones.
-NAMES = {"dinov2": "DINO-v2", "dofa": "DOFA"}
+NAMES = {"dinov2": "DINO-v2", "dofa": "DOFA", "satmae": "SatMAE", "prithvi": "Prithvi-EO-2.0"}
+#: Sizes of each backbone (the ``SIZES`` of its module; ``demo``: random init only).
+SIZES = {
+    "dinov2": ("demo", "small", "base", "large"),
+    "dofa": ("demo", "small", "base", "large"),
+    "satmae": ("demo", "base", "large"),
+    "prithvi": ("demo", "100", "300"),
+}
+#: Fusion modes of each backbone: the image models encode every modality (``shared``: one
+#: encoder, ``monotemp``: one per modality); SatMAE and Prithvi read Sentinel-2 only (``mod``).
+FUSIONS = {
+    "dinov2": ("shared", "monotemp"),
+    "dofa": ("shared", "monotemp"),
+    "satmae": ("mod",),
+    "prithvi": ("mod",),
+}
+#: Backbones that read one modality, and which.
+SINGLE_MODALITY = {"satmae": "s2", "prithvi": "s2"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,13 @@ class BaselineSpec:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"baseline model {self.model!r}: expected one of {MODELS}")
+        for key, allowed in (("size", SIZES), ("fusion", FUSIONS)):
+            value = getattr(self, key)
+            if value not in allowed[self.model]:
+                raise ValueError(
+                    f"baseline {self.model}: {key} {value!r} is not one of "
+                    f"{list(allowed[self.model])}"
+                )
 
     @property
     def label(self) -> str:
