@@ -98,6 +98,8 @@ def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "row": m.get("row"),
                 "baseline_size": (m.get("baseline") or {}).get("size"),
                 "baseline_fusion": (m.get("baseline") or {}).get("fusion"),
+                "baseline_model": (m.get("baseline") or {}).get("model"),
+                "baseline_weights": (m.get("baseline") or {}).get("weights"),
             }
         )
     if not rows:

@@ -55,3 +55,14 @@ def test_bad_rows_name_the_line(tmp_path, row, message):
     with pytest.raises(ValueError, match=r"b\.tsv, line 3") as err:
         read_baselines(sheet, ["treesatai_ts"], ["dinov2_base"])
     assert message in str(err.value)
+
+
+def test_declared_sizes_and_fusions_are_those_of_the_backbones():
+    from maestro.baselines import dinov2, dofa, prithvi, satmae
+    from maestro.baselines.spec import FUSIONS, MODELS, SIZES
+
+    modules = {"dinov2": dinov2, "dofa": dofa, "satmae": satmae, "prithvi": prithvi}
+    assert set(MODELS) == set(modules)
+    for name, module in modules.items():
+        assert set(SIZES[name]) == set(module.SIZES), name
+        assert set(FUSIONS[name]) == set(module.FUSIONS), name

@@ -175,3 +175,7 @@ def test_baseline_models_get_their_own_rows_in_table1(tmp_path):
     assert "| DINO-v2 (random init, demo) | demo | shared | 42.0 |" in lines
     abl = (tmp_path / "out" / "ablation_norm.md").read_text()
     assert "DINO-v2" not in abl  # baselines are not MAESTRO cells
+    # Table 2: the fine-tuned baseline beside the published rows, its pretraining data named
+    t2 = (tmp_path / "out" / "table2.md").read_text().split("Published reference")[0]
+    assert "| DINO-v2 (random init, demo) | demo | none (random init) | 42.0 |" in t2
+    assert "(probe)" not in t2

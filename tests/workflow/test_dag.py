@@ -104,7 +104,13 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     cfg["variants"] = str(REPO / "config" / "variants_paper.tsv")
     cfg["baselines"] = str(REPO / "config" / "baselines_paper.tsv")
     for src in [*cfg["sources"].values(), *cfg["weights"].values()]:
-        src["manifest"] = str(REPO / src["manifest"])
+        if src["kind"] == "download":
+            src["manifest"] = str(REPO / src["manifest"])
+    # SatMAE's checkpoint is a local folder (published outside Hugging Face): without it the
+    # dry run stops naming the folder; with it, every job is listed
+    res = snakemake(tmp_path, cfg, "-n", "-p", "all")
+    assert res.returncode != 0 and "data/weights/satmae_temporal_base" in res.stdout + res.stderr
+    (tmp_path / "data/weights/satmae_temporal_base").mkdir(parents=True)
     res = snakemake(tmp_path, cfg, "-n", "-p", "all")
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
@@ -120,9 +126,10 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     assert '"epochs": 100' in flair and '"epochs": 50' in tsai
     assert '"size": "base"' in tsai
     assert "maestro.cli download --manifest" in out
-    # the baselines implemented so far (DINO-v2, DOFA) on every dataset, from their weights
-    assert counts["download_weights"] == 2
-    assert counts["baseline_probe"] == 2 * 4 and counts["baseline_finetune"] == 2 * 4
+    # the baselines implemented so far (DINO-v2, DOFA, SatMAE, Prithvi) on every dataset,
+    # from their weights (three downloads, SatMAE's local folder)
+    assert counts["download_weights"] == 3
+    assert counts["baseline_probe"] == 4 * 4 and counts["baseline_finetune"] == 4 * 4
     probe = next(line for line in out.splitlines() if "--mode probe --baseline" in line)
     assert "data/weights/" in probe and '"size": "base"' in probe
 
