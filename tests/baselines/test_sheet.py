@@ -22,10 +22,10 @@ def test_shipped_sheets_and_the_plan():
         "model": "dinov2", "size": "demo", "fusion": "shared", "weights": None, "grid": None,
         "head": "concat", "head_norm": "batch",
     }  # fmt: skip
-    paper = read_baselines(
-        REPO / "config/baselines_paper.tsv", ["treesatai_ts"], ["dinov2_base", "dofa_base"]
-    )
-    assert [b.values["weights"] for b in paper] == ["dinov2_base", "dofa_base"]
+    names = ["dinov2_base", "dofa_base", "satmae_temporal_base", "prithvi_eo_v2_300_tl"]
+    paper = read_baselines(REPO / "config/baselines_paper.tsv", ["treesatai_ts"], names)
+    assert [b.values["weights"] for b in paper] == names
+    assert [b.values["fusion"] for b in paper] == ["shared", "shared", "mod", "mod"]
     cfg = load_config([REPO / "config/config.yaml"])
     cfg |= {"variants": str(REPO / "config/variants.tsv"),
             "baselines": str(REPO / "config/baselines.tsv")}  # fmt: skip
