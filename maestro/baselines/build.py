@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from maestro.baselines import dinov2, dofa, prithvi, satmae
+from maestro.baselines import croma, dinov2, dofa, prithvi, satmae
 from maestro.baselines.model import BaselineModel
 from maestro.baselines.spec import SINGLE_MODALITY, BaselineSpec, spec_from
 from maestro.datasets.spec import DatasetSpec
@@ -31,6 +31,8 @@ def _inputs(spec: BaselineSpec, dataset: DatasetSpec) -> list[str]:
     and Prithvi: Sentinel-2)."""
     if spec.model in SINGLE_MODALITY:
         return [m for m in dataset.inputs if m == SINGLE_MODALITY[spec.model]]
+    if spec.model == "croma":
+        return [m for m in dataset.inputs if m in (*croma.S1_MODALITIES, "s2")]
     if spec.model != "dofa":
         return list(dataset.inputs)
     out = []
@@ -118,9 +120,21 @@ def build_baseline(spec: BaselineSpec, dataset: DatasetSpec) -> BaselineModel:
         backbone = dofa.DOFABackbone(
             net, waves, _grids(spec, dataset, mods, dofa.PATCH), spec.fusion
         )
+    elif spec.model == "croma":
+        torch.manual_seed(spec.seed)
+        net = (
+            croma.load_croma(_weights_file(spec.weights), spec.size)
+            if spec.weights
+            else croma.CROMA(spec.size)
+        )
+        grid = _grids(spec, dataset, ["s2"], croma.PATCH)["s2"]  # S1 and S2 alike
+        s1 = [m for m in mods if m in croma.S1_MODALITIES]
+        backbone = croma.CROMABackbone(net, specs["s2"].model_bands, s1, grid, spec.fusion)
     else:
         backbone = _s2_backbone(spec, dataset, mods)
     dates = {m: s.num_dates for m, s in specs.items()}
+    if "joint" in backbone.grids:  # CROMA's cross encoding: one per S2 date
+        dates["joint"] = specs["s2"].num_dates
     ref = dataset.store.modality(dataset.task.ref_modality or mods[0])
     ref_grid = ref.grid(dataset.store.crop_m)  # the grid of MAESTRO's heads
     return BaselineModel(

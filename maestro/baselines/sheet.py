@@ -1,9 +1,9 @@
 """The baselines sheet (``config/baselines*.tsv``): one row per baseline foundation model,
 run with probe then fine-tune on its datasets, beside the MAESTRO cells of the ablation sheet.
 
-Columns: ``model`` (dinov2 | dofa | satmae | prithvi), ``size`` (per model:
+Columns: ``model`` (dinov2 | dofa | satmae | prithvi | croma), ``size`` (per model:
 ``maestro.baselines.spec.SIZES``), ``fusion`` (shared | monotemp for the image models, mod
-for the Sentinel-2 models), ``weights``
+for the Sentinel-2 models, late | inter for CROMA), ``weights``
 (``random``, or the name of a checkpoint in the config's ``weights`` section), ``grid``
 (token grid side, or ``auto``: each modality's crop in whole patches), ``head``
 (attentive | linear | concat), ``datasets`` (``all`` or ``+``-joined names) and ``seeds``

@@ -8,23 +8,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MODELS = ("dinov2", "dofa", "satmae", "prithvi")
+MODELS = ("dinov2", "dofa", "satmae", "prithvi", "croma")
 #: Table row names of the backbones.
-NAMES = {"dinov2": "DINO-v2", "dofa": "DOFA", "satmae": "SatMAE", "prithvi": "Prithvi-EO-2.0"}
+NAMES = {
+    "dinov2": "DINO-v2", "dofa": "DOFA", "satmae": "SatMAE", "prithvi": "Prithvi-EO-2.0",
+    "croma": "CROMA",
+}  # fmt: skip
 #: Sizes of each backbone (the ``SIZES`` of its module; ``demo``: random init only).
 SIZES = {
     "dinov2": ("demo", "small", "base", "large"),
     "dofa": ("demo", "small", "base", "large"),
     "satmae": ("demo", "base", "large"),
     "prithvi": ("demo", "100", "300"),
+    "croma": ("demo", "base", "large"),
 }
 #: Fusion modes of each backbone: the image models encode every modality (``shared``: one
-#: encoder, ``monotemp``: one per modality); SatMAE and Prithvi read Sentinel-2 only (``mod``).
+#: encoder, ``monotemp``: one per modality); SatMAE and Prithvi read Sentinel-2 only (``mod``);
+#: CROMA reads S1 and S2 (``late``: their encodings; ``inter``: also the cross encoding).
 FUSIONS = {
     "dinov2": ("shared", "monotemp"),
     "dofa": ("shared", "monotemp"),
     "satmae": ("mod",),
     "prithvi": ("mod",),
+    "croma": ("late", "inter"),
 }
 #: Backbones that read one modality, and which.
 SINGLE_MODALITY = {"satmae": "s2", "prithvi": "s2"}

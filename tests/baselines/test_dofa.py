@@ -70,7 +70,7 @@ def _batch(ds, mods, t=2, b=2):
     return {"inputs": inputs, "dates": dates, "ref_date": torch.tensor([[2020, 182, 0]] * b)}
 
 
-@pytest.mark.parametrize("name", ["treesatai_ts", "pastis_hd", "flair_hub"])
+@pytest.mark.parametrize("name", ["treesatai_ts", "pastis_hd", "flair_hub", "flair2"])
 @pytest.mark.parametrize("fusion", ["shared", "monotemp"])
 def test_forward_shapes_on_every_dataset(name, fusion):
     ds = catalog().dataset(name)

@@ -53,7 +53,7 @@ def _batch(ds, t=3, b=2):
     }
 
 
-@pytest.mark.parametrize("name", ["treesatai_ts", "pastis_hd", "flair_hub"])
+@pytest.mark.parametrize("name", ["treesatai_ts", "pastis_hd", "flair_hub", "flair2"])
 def test_forward_shapes_on_every_dataset(name):
     ds = catalog().dataset(name)
     model = build_baseline(BaselineSpec("prithvi", "demo", "mod", grid=2, head="linear"), ds)

@@ -126,10 +126,10 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     assert '"epochs": 100' in flair and '"epochs": 50' in tsai
     assert '"size": "base"' in tsai
     assert "maestro.cli download --manifest" in out
-    # the baselines implemented so far (DINO-v2, DOFA, SatMAE, Prithvi) on every dataset,
-    # from their weights (three downloads, SatMAE's local folder)
-    assert counts["download_weights"] == 3
-    assert counts["baseline_probe"] == 4 * 4 and counts["baseline_finetune"] == 4 * 4
+    # the baselines implemented so far (DINO-v2, DOFA, SatMAE, Prithvi, CROMA) on every
+    # dataset, from their weights (four downloads, SatMAE's local folder)
+    assert counts["download_weights"] == 4
+    assert counts["baseline_probe"] == 5 * 4 and counts["baseline_finetune"] == 5 * 4
     probe = next(line for line in out.splitlines() if "--mode probe --baseline" in line)
     assert "data/weights/" in probe and '"size": "base"' in probe
 
