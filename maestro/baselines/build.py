@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from maestro.baselines import croma, dinov2, dofa, prithvi, satmae
+from maestro.baselines import croma, dinov2, dinov2_sat, dofa, prithvi, satmae
 from maestro.baselines.model import BaselineModel
 from maestro.baselines.spec import SINGLE_MODALITY, BaselineSpec, spec_from
 from maestro.datasets.spec import DatasetSpec
@@ -95,14 +95,21 @@ def build_baseline(spec: BaselineSpec, dataset: DatasetSpec) -> BaselineModel:
     if not mods:
         raise ValueError(f"baseline {spec.model}: no input of {dataset.name} it can read")
     specs = {m: dataset.store.modality(m) for m in mods}
-    if spec.model == "dinov2":
-        net = (
-            dinov2.load_dinov2(spec.weights)
-            if spec.weights
-            else dinov2.random_dinov2(spec.size, spec.seed)
-        )
+    if spec.model in ("dinov2", "dinov2_sat"):
+        if spec.model == "dinov2":
+            net = (
+                dinov2.load_dinov2(spec.weights)
+                if spec.weights
+                else dinov2.random_dinov2(spec.size, spec.seed)
+            )
+        else:
+            net = (
+                dinov2_sat.load_dinov2_sat(_weights_file(spec.weights), spec.size)
+                if spec.weights
+                else dinov2_sat.random_dinov2_sat(spec.size, spec.seed)
+            )
         bands = {m: s.model_bands for m, s in specs.items()}
-        grids = _grids(spec, dataset, mods, dinov2.PATCH)
+        grids = _grids(spec, dataset, mods, int(net.config.patch_size))
         backbone: torch.nn.Module = dinov2.Dinov2Backbone(
             net, bands, grids, spec.fusion, seed=spec.seed
         )

@@ -85,7 +85,7 @@ class Dinov2Backbone(nn.Module):
     Args:
         model: a ``transformers.Dinov2Model`` (pretrained or :func:`random_dinov2`).
         bands: modality -> band names, in input order.
-        grids: modality -> token grid side (inputs are resized to ``grid * 14`` pixels).
+        grids: modality -> token grid side (inputs are resized to ``grid * patch`` pixels).
         fusion: ``shared`` or ``monotemp``.
         match: how the RGB kernel is copied (:func:`~maestro.baselines.adapt.expand_patch_kernel`).
         date_codes: add the MAESTRO date code to the output tokens.
@@ -108,11 +108,12 @@ class Dinov2Backbone(nn.Module):
         self.fusion, self.date_codes = fusion, date_codes
         self.grids = dict(grids)
         self.embed_dim = int(model.config.hidden_size)
+        self.patch = int(model.config.patch_size)  # 14; 16 for DINO-v2 sat.
         proj = model.embeddings.patch_embeddings.projection
         gen = torch.Generator().manual_seed(seed)
         self.patch_embed = nn.ModuleDict()
         for m, names in bands.items():
-            conv = nn.Conv2d(len(names), self.embed_dim, PATCH, PATCH)
+            conv = nn.Conv2d(len(names), self.embed_dim, self.patch, self.patch)
             with torch.no_grad():
                 conv.weight.copy_(
                     expand_patch_kernel(proj.weight, names, match=match, generator=gen)
@@ -127,7 +128,7 @@ class Dinov2Backbone(nn.Module):
     def _encode_images(self, m: str, images: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` images of modality ``m`` -> ``(N, L, D)`` tokens (CLS dropped)."""
         model = self.models["shared" if self.fusion == "shared" else m]
-        side = self.grids[m] * PATCH
+        side = self.grids[m] * self.patch
         if images.shape[-2:] != (side, side):
             images = F.interpolate(images, size=(side, side), mode="bilinear", align_corners=False)
         x = rearrange(self.patch_embed[m](images), "n d h w -> n (h w) d")

@@ -8,15 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MODELS = ("dinov2", "dofa", "satmae", "prithvi", "croma")
+MODELS = ("dinov2", "dinov2_sat", "dofa", "satmae", "prithvi", "croma")
 #: Table row names of the backbones.
 NAMES = {
-    "dinov2": "DINO-v2", "dofa": "DOFA", "satmae": "SatMAE", "prithvi": "Prithvi-EO-2.0",
-    "croma": "CROMA",
+    "dinov2": "DINO-v2", "dinov2_sat": "DINO-v2 sat.", "dofa": "DOFA", "satmae": "SatMAE",
+    "prithvi": "Prithvi-EO-2.0", "croma": "CROMA",
 }  # fmt: skip
 #: Sizes of each backbone (the ``SIZES`` of its module; ``demo``: random init only).
 SIZES = {
     "dinov2": ("demo", "small", "base", "large"),
+    "dinov2_sat": ("demo", "large"),
     "dofa": ("demo", "small", "base", "large"),
     "satmae": ("demo", "base", "large"),
     "prithvi": ("demo", "100", "300"),
@@ -27,6 +28,7 @@ SIZES = {
 #: CROMA reads S1 and S2 (``late``: their encodings; ``inter``: also the cross encoding).
 FUSIONS = {
     "dinov2": ("shared", "monotemp"),
+    "dinov2_sat": ("shared", "monotemp"),
     "dofa": ("shared", "monotemp"),
     "satmae": ("mod",),
     "prithvi": ("mod",),

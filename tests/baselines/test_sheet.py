@@ -22,11 +22,11 @@ def test_shipped_sheets_and_the_plan():
         "model": "dinov2", "size": "demo", "fusion": "shared", "weights": None, "grid": None,
         "head": "concat", "head_norm": "batch",
     }  # fmt: skip
-    names = ["dinov2_base", "dofa_base", "satmae_temporal_base", "prithvi_eo_v2_300_tl",
-             "croma_base"]  # fmt: skip
+    names = ["dinov2_base", "dinov2_sat_large", "dofa_base", "satmae_temporal_base",
+             "prithvi_eo_v2_300_tl", "croma_base"]  # fmt: skip
     paper = read_baselines(REPO / "config/baselines_paper.tsv", ["treesatai_ts"], names)
     assert [b.values["weights"] for b in paper] == names
-    assert [b.values["fusion"] for b in paper] == ["shared", "shared", "mod", "mod", "inter"]
+    assert [b.values["fusion"] for b in paper] == ["shared", "shared", "shared", "mod", "mod", "inter"]
     cfg = load_config([REPO / "config/config.yaml"])
     cfg |= {"variants": str(REPO / "config/variants.tsv"),
             "baselines": str(REPO / "config/baselines.tsv")}  # fmt: skip
@@ -59,10 +59,11 @@ def test_bad_rows_name_the_line(tmp_path, row, message):
 
 
 def test_declared_sizes_and_fusions_are_those_of_the_backbones():
-    from maestro.baselines import croma, dinov2, dofa, prithvi, satmae
+    from maestro.baselines import croma, dinov2, dinov2_sat, dofa, prithvi, satmae
     from maestro.baselines.spec import FUSIONS, MODELS, SIZES
 
-    modules = {"dinov2": dinov2, "dofa": dofa, "satmae": satmae, "prithvi": prithvi, "croma": croma}
+    modules = {"dinov2": dinov2, "dinov2_sat": dinov2_sat, "dofa": dofa, "satmae": satmae,
+               "prithvi": prithvi, "croma": croma}  # fmt: skip
     assert set(MODELS) == set(modules)
     for name, module in modules.items():
         assert set(SIZES[name]) == set(module.SIZES), name

@@ -106,11 +106,12 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     for src in [*cfg["sources"].values(), *cfg["weights"].values()]:
         if src["kind"] == "download":
             src["manifest"] = str(REPO / src["manifest"])
-    # SatMAE's checkpoint is a local folder (published outside Hugging Face): without it the
-    # dry run stops naming the folder; with it, every job is listed
+    # SatMAE's and DINO-v2 sat.'s checkpoints are local folders (published outside Hugging
+    # Face): without them the dry run stops naming a folder; with them, every job is listed
     res = snakemake(tmp_path, cfg, "-n", "-p", "all")
-    assert res.returncode != 0 and "data/weights/satmae_temporal_base" in res.stdout + res.stderr
-    (tmp_path / "data/weights/satmae_temporal_base").mkdir(parents=True)
+    assert res.returncode != 0 and "data/weights/" in res.stdout + res.stderr
+    for name in ("satmae_temporal_base", "dinov2_sat_large"):
+        (tmp_path / "data/weights" / name).mkdir(parents=True)
     res = snakemake(tmp_path, cfg, "-n", "-p", "all")
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
@@ -126,12 +127,14 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     assert '"epochs": 100' in flair and '"epochs": 50' in tsai
     assert '"size": "base"' in tsai
     assert "maestro.cli download --manifest" in out
-    # the baselines implemented so far (DINO-v2, DOFA, SatMAE, Prithvi, CROMA) on every
-    # dataset, from their weights (four downloads, SatMAE's local folder)
+    # the six baselines of Table 2 on every dataset, from their weights (four downloads, two
+    # local folders)
     assert counts["download_weights"] == 4
-    assert counts["baseline_probe"] == 5 * 4 and counts["baseline_finetune"] == 5 * 4
-    probe = next(line for line in out.splitlines() if "--mode probe --baseline" in line)
-    assert "data/weights/" in probe and '"size": "base"' in probe
+    assert counts["baseline_probe"] == 6 * 4 and counts["baseline_finetune"] == 6 * 4
+    probes = [line for line in out.splitlines() if "--mode probe --baseline" in line]
+    assert all("data/weights/" in line for line in probes)
+    sat = next(line for line in probes if "dinov2_sat" in line)
+    assert '"size": "large"' in sat and '"weights": "data/weights/dinov2_sat_large"' in sat
 
 
 def test_paper_config_is_not_merged_with_the_demo():
