@@ -26,7 +26,14 @@ def test_shipped_sheets_and_the_plan():
              "prithvi_eo_v2_300_tl", "croma_base"]  # fmt: skip
     paper = read_baselines(REPO / "config/baselines_paper.tsv", ["treesatai_ts"], names)
     assert [b.values["weights"] for b in paper] == names
-    assert [b.values["fusion"] for b in paper] == ["shared", "shared", "shared", "mod", "mod", "inter"]
+    assert [b.values["fusion"] for b in paper] == [
+        "shared",
+        "shared",
+        "shared",
+        "mod",
+        "mod",
+        "inter",
+    ]
     cfg = load_config([REPO / "config/config.yaml"])
     cfg |= {"variants": str(REPO / "config/variants.tsv"),
             "baselines": str(REPO / "config/baselines.tsv")}  # fmt: skip
