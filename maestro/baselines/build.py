@@ -51,6 +51,11 @@ def _weights_file(path: str) -> Path:
     p = Path(path)
     if p.is_file():
         return p
+    if not p.exists():
+        raise FileNotFoundError(
+            f"{p}: no such checkpoint file or folder (put the published checkpoint there; "
+            "docs/baselines.md, Weights as data)"
+        )
     found = sorted([*p.glob("*.pth"), *p.glob("*.pt")]) if p.is_dir() else []
     if len(found) != 1:
         raise FileNotFoundError(

@@ -114,3 +114,10 @@ def test_only_sentinel2_is_read():
         SatMAEBackbone(SatMAE("demo"), {"s2": 2, "aerial": 2})
     with pytest.raises(ValueError, match="fusion 'shared' is not one of \\['mod'\\]"):
         BaselineSpec("satmae", "demo", "shared")
+
+
+def test_a_missing_local_checkpoint_is_named(tmp_path):
+    ds = catalog().dataset("treesatai_ts")
+    spec = BaselineSpec("satmae", "demo", "mod", weights=str(tmp_path / "satmae_temporal_base"))
+    with pytest.raises(FileNotFoundError, match=r"satmae_temporal_base: no such checkpoint"):
+        build_baseline(spec, ds)

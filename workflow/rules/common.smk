@@ -2,6 +2,7 @@
 # constraints, input functions and the job configurations passed to the `maestro` CLI.
 
 import json
+import os
 import re
 import shlex
 import sys
@@ -136,15 +137,27 @@ def baseline_row(wildcards):
 
 
 def baseline_weights(wildcards):
-    """What a baseline job waits for: its checkpoint's download record or folder (none for
-    random weights)."""
+    """What a baseline job waits for: its checkpoint's download record, or its local folder
+    when it is there (none for random weights). A missing local folder is not an input, so
+    `snakemake -n` still lists the jobs (with a warning at start, below); the job itself then
+    stops at once naming the folder."""
     name = baseline_row(wildcards).values["weights"]
     if name == "random":
         return []
     src = config["weights"][name]
     if src["kind"] == "download":
         return [f"data/weights/{name}/download_manifest.json"]
-    return [src["root"]]
+    return [src["root"]] if os.path.exists(src["root"]) else []
+
+
+for _name in sorted({b.values["weights"] for b in PLAN.baselines} - {"random"}):
+    _src = (config.get("weights") or {}).get(_name) or {}
+    if _src.get("kind") == "path" and not os.path.exists(_src["root"]):
+        print(
+            f"WARNING: weights.{_name}: {_src['root']} does not exist; its baseline jobs will "
+            "fail until the checkpoint is put there (docs/baselines.md, Weights as data)",
+            file=sys.stderr,
+        )
 
 
 def baseline_spec(wildcards):
