@@ -77,7 +77,7 @@ def bench_one(size: str, dataset_name: str, batch: int, steps: int, device: str)
     from maestro.train.runtime import make_runtime
 
     rt = make_runtime(device)
-    job = {"model": {"size": size}, "cell": CELL}
+    job = {"model": {"size": size}, "cell": {**CELL, "size": size, "length": "1"}}
     ds = job_catalog(job).dataset(dataset_name)
     torch.manual_seed(0)
     model = build_mae(model_config(job), ds).to(rt.device)
@@ -175,6 +175,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="write the figures to this file")
     p.add_argument("--baseline", default=None, help="earlier --json output to compare with")
+    p.add_argument("--attention-tokens", nargs="+", type=int, default=[256, 1024])
     p.add_argument("--one", nargs=2, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.batch = {"tiny": 8, "small": 4, "base": 2, "large": 1}
@@ -217,7 +218,7 @@ def main() -> None:
                 f"{r['ratio_to_peak']:.2f}",
             )  # fmt: skip
             print(f"{size:6} {ds:13} " + " ".join(f"{v:>10}" for v in vals))
-    attention = [bench_attention(args.device, n, 3) for n in (256, 1024)]
+    attention = [bench_attention(args.device, n, 3) for n in args.attention_tokens]
     print("\nattention block (base: 12 heads x 64, batch 4), forward + backward:")
     for a in attention:
         print(
