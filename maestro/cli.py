@@ -252,6 +252,23 @@ def cmd_params(args: argparse.Namespace) -> None:
     print(json.dumps({"size": args.size, "dataset": args.dataset, **counts}))
 
 
+def cmd_import_checkpoint(args: argparse.Namespace) -> None:
+    """Convert a released IGNF/MAESTRO checkpoint into a pretrained ``model.pt``."""
+    from maestro.experiment import job_catalog
+    from maestro.train import checkpoint
+    from maestro.train.build import model_record
+    from maestro.train.official import import_checkpoint
+
+    job = _job(args.job)
+    dataset = job_catalog(job).dataset(args.dataset)
+    model, cfg = import_checkpoint(args.ckpt, dataset, trust_pickle=args.trust_pickle)
+    record = model_record(model, "mae", cfg, dataset, None)
+    record["imported_from"] = str(args.ckpt)
+    checkpoint.save(args.out, record)
+    log.info("imported %s as %s (%s, %d tensors)", args.ckpt, args.out, dataset.name,
+             len(record["state_dict"]))  # fmt: skip
+
+
 def _workflow_config(paths: list[str]) -> dict[str, Any]:
     """Workflow config files (later ones update earlier ones), validated, with defaults."""
     from maestro.jobs import load_config
@@ -543,6 +560,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--dataset", default="treesatai_ts", help="dataset whose inputs size the tokenizers"
     )
+    job_arg(sp)
+
+    sp = add(
+        "import-checkpoint", cmd_import_checkpoint, "a released MAESTRO checkpoint as model.pt"
+    )
+    sp.add_argument("--ckpt", required=True, help="the official Lightning .ckpt file")
+    sp.add_argument("--dataset", required=True, help="the dataset it was pretrained on")
+    sp.add_argument("--out", required=True, help="the model.pt to write (kind mae)")
+    sp.add_argument(
+        "--trust-pickle", action="store_true",
+        help="read Python objects beyond tensors (only for a file from a source you trust)",
+    )  # fmt: skip
     job_arg(sp)
 
     sp = add("cells", cmd_cells, "list the ablation cells of a workflow configuration")
