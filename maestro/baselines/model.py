@@ -31,9 +31,8 @@ class BaselineModel(nn.Module):
         head, head_heads, head_norm: as MAESTRO's model config (``head``, ``head_heads``,
             ``head_norm``).
         groups: token groups per date of every modality (1 for the image backbones).
-        ref_grid: the head's token grid when the backbone does not read the task's reference
-            modality (the Sentinel-2 models on FLAIR, whose reference is the aerial image):
-            the grid MAESTRO's heads use for it.
+        ref_grid: the segmentation head's token grid: the grid MAESTRO's heads use for the
+            task's reference modality (None: the backbone's own grid of that modality).
     """
 
     def __init__(
@@ -52,12 +51,15 @@ class BaselineModel(nn.Module):
         self.encoder = backbone
         slots = groups * sum(dates[m] for m in backbone.grids)
         grids = dict(backbone.grids)
-        if task.kind == "segmentation" and task.ref_modality not in grids:
-            if ref_grid is None:
-                raise ValueError(
-                    f"the backbone does not read {task.ref_modality}: the head needs ref_grid"
-                )
+        if task.kind == "segmentation" and ref_grid is not None:
+            # every backbone's tokens are resampled to MAESTRO's head grid (the reference
+            # modality's patch grid), whatever its own patch size: the same head and label
+            # resolution for every row (a 14-px DINO-v2 grid need not divide the label)
             grids[task.ref_modality] = ref_grid
+        elif task.kind == "segmentation" and task.ref_modality not in grids:
+            raise ValueError(
+                f"the backbone does not read {task.ref_modality}: the head needs ref_grid"
+            )
         self.head = build_head(
             task, backbone.embed_dim, grids, slots, label_px, head, head_heads, head_norm
         )

@@ -117,3 +117,19 @@ def test_the_weights_manifest_names_the_checkpoint_and_its_licence():
         "facebook/dinov2-base: config.json", "facebook/dinov2-base: model.safetensors"
     ]  # fmt: skip
     assert manifest_dict(m)["sources"][0]["licence"] == "Apache-2.0"  # kept when re-pinned
+
+
+def test_the_segmentation_head_uses_maestros_grid_whatever_the_patch_size():
+    # DINO-v2's 14-px patches make a 5-token aerial grid on the demo's 64-px FLAIR-HUB label:
+    # the head resamples to MAESTRO's aerial grid instead (decision B8; failed in a demo run)
+    from maestro.baselines.build import build_baseline
+    from maestro.baselines.spec import BaselineSpec
+    from maestro.experiment import job_catalog
+
+    aerial = {"patch_size": 8, "resolution_m": 1.6}
+    dem = {"patch_size": 16, "resolution_m": 1.6}
+    overrides = {"flair_hub": {"modalities": {"aerial": aerial, "dem": dem}}}
+    ds = job_catalog({"overrides": overrides}).dataset("flair_hub")
+    model = build_baseline(BaselineSpec("dinov2", "demo", "shared", head="concat"), ds)
+    assert model.encoder.grids["aerial"] == 5
+    assert model.head.ref_grid == 8 and model.head.upscale == 8
