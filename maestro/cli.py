@@ -153,6 +153,7 @@ def _meta(job: dict[str, Any], args: argparse.Namespace, dataset: Any) -> dict[s
         "model_size": (job.get("model") or {}).get("size", "tiny"),
         "model_overrides": {k: v for k, v in (job.get("model") or {}).items() if k != "size"},
         "transfer_from": job.get("transfer_from"),
+        "released": job.get("released"),
     }
 
 
@@ -261,11 +262,17 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> None:
 
     job = _job(args.job)
     dataset = job_catalog(job).dataset(args.dataset)
-    model, cfg = import_checkpoint(args.ckpt, dataset, trust_pickle=args.trust_pickle)
+    ckpt = Path(args.ckpt)
+    if ckpt.is_dir():  # a downloaded folder: its one .ckpt file
+        found = sorted(ckpt.rglob("*.ckpt"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"{ckpt}: expected one .ckpt file in the folder, found {found}")
+        ckpt = found[0]
+    model, cfg = import_checkpoint(ckpt, dataset, trust_pickle=args.trust_pickle)
     record = model_record(model, "mae", cfg, dataset, None)
-    record["imported_from"] = str(args.ckpt)
+    record["imported_from"] = str(ckpt)
     checkpoint.save(args.out, record)
-    log.info("imported %s as %s (%s, %d tensors)", args.ckpt, args.out, dataset.name,
+    log.info("imported %s as %s (%s, %d tensors)", ckpt, args.out, dataset.name,
              len(record["state_dict"]))  # fmt: skip
 
 
@@ -565,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add(
         "import-checkpoint", cmd_import_checkpoint, "a released MAESTRO checkpoint as model.pt"
     )
-    sp.add_argument("--ckpt", required=True, help="the official Lightning .ckpt file")
+    sp.add_argument("--ckpt", required=True, help="the official .ckpt file (or a folder with one)")
     sp.add_argument("--dataset", required=True, help="the dataset it was pretrained on")
     sp.add_argument("--out", required=True, help="the model.pt to write (kind mae)")
     sp.add_argument(

@@ -144,14 +144,20 @@ def read_sheet(
     return cells
 
 
+#: Cell id of a transfer that starts from a released checkpoint instead of our pretraining.
+RELEASED = "released~"
+
+
 @dataclass(frozen=True)
 class Transfer:
-    """Pretrain on ``source`` (reference cell), probe and fine-tune on ``target``."""
+    """Pretrain on ``source`` (reference cell), probe and fine-tune on ``target``; with
+    ``weights``, start from that released checkpoint (a ``weights`` entry) instead."""
 
     source: str
     target: str
     overrides: dict[str, Any] = field(default_factory=dict)  # target-side model settings
     seeds: tuple[int, ...] | None = None  # None: the config's seeds
+    weights: str | None = None  # a released MAESTRO checkpoint pretrained on ``source``
 
 
 def read_transfers(section: list[Mapping[str, Any]] | None) -> list[Transfer]:
@@ -162,7 +168,11 @@ def read_transfers(section: list[Mapping[str, Any]] | None) -> list[Transfer]:
         for target, overrides in (entry.get("targets") or {}).items():
             if target == entry["source"]:
                 raise ValueError(f"transfer: {target} is its own source (that is intra-dataset)")
-            out.append(Transfer(entry["source"], target, dict(overrides or {}), seeds))
+            out.append(
+                Transfer(
+                    entry["source"], target, dict(overrides or {}), seeds, entry.get("weights")
+                )
+            )
     return out
 
 
@@ -182,8 +192,19 @@ class Plan:
         """The first row: compared with in ablation tables, used for transfer."""
         return self.cells[0]
 
+    def transfer_cell(self, t: Transfer) -> str:
+        """The cell path component of a transfer: the reference cell, or ``released~<weights>``
+        for a released checkpoint (its runs use the reference cell's downstream settings)."""
+        return f"{RELEASED}{t.weights}" if t.weights else self.reference.id
+
+    def released(self) -> dict[str, str]:
+        """Released checkpoints used by transfers: weights name -> source dataset."""
+        return {t.weights: t.source for t in self.transfers if t.weights}
+
     def cell(self, cid: str) -> Cell:
-        """A cell by id."""
+        """A cell by id (a released checkpoint's runs: the reference cell)."""
+        if cid.startswith(RELEASED):
+            return self.reference
         for c in self.cells:
             if c.id == cid:
                 return c
@@ -206,7 +227,10 @@ class Plan:
         """Pretraining outputs: each cell on its datasets, the reference on transfer sources."""
         runs = {(d, c.id, s) for c in self.cells for d in c.datasets for s in self.seeds_of(c)}
         runs |= {
-            (t.source, self.reference.id, s) for t in self.transfers for s in self.transfer_seeds(t)
+            (t.source, self.reference.id, s)
+            for t in self.transfers
+            if not t.weights
+            for s in self.transfer_seeds(t)
         }
         return [f"results/pretrain/{d}/{cid}/seed~{s}/{filename}" for d, cid, s in sorted(runs)]
 
@@ -255,17 +279,20 @@ class Plan:
         out = []
         for t in self.transfers:
             stages = ["finetune"] + (["probe"] if self.probe.get(t.target, True) else [])
+            cid = self.transfer_cell(t)
             out += [
-                f"results/transfer/{st}/{t.target}/from~{t.source}/{self.reference.id}/seed~{s}/{filename}"
+                f"results/transfer/{st}/{t.target}/from~{t.source}/{cid}/seed~{s}/{filename}"
                 for st in stages
                 for s in self.transfer_seeds(t)
             ]
         return out
 
-    def transfer_overrides(self, source: str, target: str) -> dict[str, Any]:
-        """Target-side model settings of a transfer pair."""
+    def transfer_overrides(self, source: str, target: str, cid: str = "") -> dict[str, Any]:
+        """Target-side model settings of a transfer pair (``cid``: its cell path component,
+        which tells a released checkpoint's pair from ours)."""
+        weights = cid[len(RELEASED) :] if cid.startswith(RELEASED) else None
         for t in self.transfers:
-            if (t.source, t.target) == (source, target):
+            if (t.source, t.target, t.weights) == (source, target, weights):
                 return t.overrides
         raise KeyError(f"no transfer from {source} to {target}")
 
@@ -284,6 +311,11 @@ def make_plan(config: Mapping[str, Any], sheet: str | Path | None = None) -> Pla
         else []
     )
     seeds = [int(s) for s in config.get("seeds", [0])]
+    for t in transfers:
+        if t.weights and t.weights not in (config.get("weights") or {}):
+            raise ValueError(
+                f"transfer from {t.source}: weights {t.weights!r} is not in the weights section"
+            )
     return Plan(cells, datasets, seeds, transfers, probe, baselines)
 
 

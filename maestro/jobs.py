@@ -85,6 +85,7 @@ def job_schema() -> dict[str, Any]:
             "cell": {"type": "object", "additionalProperties": {"type": ["string", "integer"]}},
             "demo": wf["$defs"]["source"]["properties"]["demo"],
             "transfer_from": {"type": ["string", "null"]},
+            "released": {"type": ["string", "null"]},
         },
     }
 

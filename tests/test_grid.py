@@ -97,6 +97,40 @@ def test_plan_targets(tmp_path):
     )
 
 
+def test_a_released_checkpoint_replaces_the_source_pretraining(tmp_path):
+    path = _sheet(tmp_path, "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tyes\tall")
+    config = {
+        "datasets": DATASETS, "seeds": [0], "variants": str(path),
+        "weights": {"maestro_flair": {"kind": "path", "root": "/models/maestro"}},
+        "transfer": [
+            {"source": "flair_hub", "targets": {"treesatai_ts": {}}},
+            {"source": "flair_hub", "weights": "maestro_flair",
+             "targets": {"treesatai_ts": S1_SHARED}},
+        ],
+    }  # fmt: skip
+    plan = make_plan(config)
+    ref = plan.reference.id
+    assert plan.released() == {"maestro_flair": "flair_hub"}
+    # our pretraining of the source once (for the first pair), none for the released one
+    assert [p for p in plan.pretrain() if "flair_hub" in p] == [
+        f"results/pretrain/flair_hub/{ref}/seed~0/model.pt"
+    ]
+    runs = plan.transfer()
+    assert (
+        f"results/transfer/finetune/treesatai_ts/from~flair_hub/{ref}/seed~0/metrics.json" in runs
+    )
+    released = "results/transfer/finetune/treesatai_ts/from~flair_hub/released~maestro_flair"
+    assert f"{released}/seed~0/metrics.json" in runs
+    assert plan.cell("released~maestro_flair") is plan.reference  # its downstream settings
+    assert plan.transfer_overrides("flair_hub", "treesatai_ts", ref) == {}
+    assert plan.transfer_overrides("flair_hub", "treesatai_ts", "released~maestro_flair") == (
+        S1_SHARED
+    )
+    config["transfer"][1]["weights"] = "nope"
+    with pytest.raises(ValueError, match="weights 'nope' is not in the weights section"):
+        make_plan(config)
+
+
 def test_merge_overrides_keeps_both_sides():
     base = {"tile_m": 320, "modalities": {"s2": {"num_dates": 6}, "s1_asc": {"num_dates": 2}}}
     extra = {"modalities": {"s1_asc": {"embed_key": "s1"}, "aerial": {"image_size": 240}}}

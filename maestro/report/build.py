@@ -109,8 +109,8 @@ def table1(df: pd.DataFrame, reference: Mapping[str, str]) -> tuple:
     # baselines without pretraining do not depend on its length: one row per architecture
     rows = rows[~rows["mode"].isin(["scratch", "probe_random"]) | (rows["cell_length"] == "1")]
     keys = ["Model", "Size", "Fusion mode"]
-    parts = [rows, baseline_rows(df), reference_rows(df, keys, "Model")]
-    rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    parts = [p for p in (rows, baseline_rows(df), reference_rows(df, keys, "Model")) if len(p)]
+    rows = pd.concat(parts, ignore_index=True) if parts else rows  # only transfer runs: empty
     rows = rows.sort_values(
         by=keys,
         key=lambda s: s.map(_ORDER).fillna(3.5) if s.name == "Model" else s,
@@ -121,10 +121,13 @@ def table1(df: pd.DataFrame, reference: Mapping[str, str]) -> tuple:
 
 def table2(df: pd.DataFrame, titles: Mapping[str, str]) -> tuple:
     """Cross-dataset fine-tuning: rows = (model, pretraining data), columns = target datasets:
-    MAESTRO pretrained on another dataset, then the fine-tuned baseline foundation models
+    MAESTRO pretrained on another dataset (by us, or the released checkpoint of the authors),
+    then the fine-tuned baseline foundation models
     (their pretraining data; "none" for the demo's random weights)."""
     rows = df[df["source"].notna() & (df["mode"] == "finetune")].copy()
+    released = rows["released"].notna() if "released" in rows else False
     rows["Model"] = "MAESTRO"
+    rows.loc[released, "Model"] = "MAESTRO (released checkpoint)"
     rows["Size"] = rows["size"]
     rows["Pretraining dataset"] = [titles.get(s, s) for s in rows["source"]]
     base = df[df["row"].notna() & (df["mode"] == "finetune")].copy()

@@ -84,6 +84,7 @@ def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "mode": m["mode"],
                 "strategy": m.get("strategy"),
                 "source": m.get("transfer_from"),
+                "released": m.get("released"),
                 "size": size_label(
                     cell.get("size", m.get("model_size", "")), m.get("model_overrides") or {}
                 ),

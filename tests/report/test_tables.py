@@ -123,6 +123,18 @@ def test_minimal_run_writes_every_table(tmp_path):
         assert len(table) == 1 and table["Variant"].iloc[0].endswith("(reference)")
 
 
+def test_runs_from_a_released_checkpoint_get_their_own_table2_row(tmp_path):
+    ours = _metrics(tmp_path, "o", "treesatai_ts", "finetune", 0.45, source="flair_hub")
+    released = _metrics(tmp_path, "r", "treesatai_ts", "finetune", 0.62, source="flair_hub")
+    released.write_text(
+        json.dumps(json.loads(released.read_text()) | {"released": "maestro_flair_hub_base"})
+    )
+    write_all([ours, released], REF, tmp_path / "out")
+    t2 = (tmp_path / "out" / "table2.md").read_text().split("Published reference")[0]
+    assert "| MAESTRO | Tiny | flair_hub | 45.0 [" in t2
+    assert "| MAESTRO (released checkpoint) | Tiny | flair_hub | 62.0 [" in t2
+
+
 def test_reference_rows_join_table1_and_the_ablations(tmp_path):
     ref_row = {"cell": None, "seed": 0}
 

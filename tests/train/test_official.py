@@ -160,7 +160,8 @@ def test_cli_imports_then_a_probe_starts_from_it(tmp_path, small_stores):
     path, dataset, _, ema_model, _ = _reduced(tmp_path)
     out = tmp_path / "model.pt"
     j = json.dumps({"overrides": job()["overrides"]})
-    assert main(["import-checkpoint", "--ckpt", str(path), "--dataset", "treesatai_ts",
+    # a downloaded folder (its one .ckpt file), as the workflow's import_checkpoint passes it
+    assert main(["import-checkpoint", "--ckpt", str(tmp_path), "--dataset", "treesatai_ts",
                  "--out", str(out), "--job", j]) == 0  # fmt: skip
     loaded, record = load_mae(out, dataset)
     assert record["imported_from"] == str(path)

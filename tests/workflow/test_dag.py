@@ -118,7 +118,14 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     assert counts["download"] == 4 and counts["convert"] == 4 and "generate_demo" not in counts
     # 16 paper cells on 4 datasets, plus the reference pretrained on S2-NAIP urban
     assert counts["pretrain_mae"] == 16 * 4 + 1 and counts["finetune_model"] == 16 * 4
-    assert counts["transfer_finetune"] == 6 and counts["train_scratch"] == 2 * 4
+    assert counts["train_scratch"] == 2 * 4
+    # Table 2's pairs twice: from our S2-NAIP / FLAIR-HUB pretraining and from the authors'
+    # released checkpoints, each imported once (no pretraining for those)
+    assert counts["transfer_finetune"] == 12 and counts["import_checkpoint"] == 2
+    assert "import-checkpoint --ckpt data/weights/maestro_flair_hub_base --dataset flair_hub" in out
+    released = [ln for ln in out.splitlines() if "released~maestro_flair_hub_base" in ln]
+    assert any("--init results/imported/maestro_flair_hub_base/model.pt" in ln for ln in released)
+    assert any('"released": "maestro_flair_hub_base"' in ln for ln in released)
     # FLAIR fine-tunes for 100 epochs, TreeSatAI-TS for 50 (the IGNF/MAESTRO README commands)
     finetunes = [line for line in out.splitlines() if "--mode finetune" in line]
     flair = next(line for line in finetunes if "--dataset flair_hub" in line)
@@ -128,7 +135,7 @@ def test_paper_config_lists_real_data_jobs_without_network(tmp_path):
     assert "maestro.cli download --manifest" in out
     # the six baselines of Table 2 on every dataset, from their weights (four downloads, two
     # local folders)
-    assert counts["download_weights"] == 4
+    assert counts["download_weights"] == 4 + 2  # and the two released MAESTRO checkpoints
     assert counts["baseline_probe"] == 6 * 4 and counts["baseline_finetune"] == 6 * 4
     probes = [line for line in out.splitlines() if "--mode probe --baseline" in line]
     assert all("data/weights/" in line for line in probes)

@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 
 from maestro.datasets import catalog
 from maestro.experiment import model_config
-from maestro.grid import make_plan
+from maestro.grid import RELEASED, make_plan
 from maestro.jobs import job_for, job_json, validate_config
 
 try:  # every schema violation at once, one line each, before any job is scheduled
@@ -66,7 +66,7 @@ wildcard_constraints:
     store=_one_of(STORES),
     dataset=_one_of(PLAN.pretrain_datasets + [t.target for t in PLAN.transfers]),
     source=_one_of([t.source for t in PLAN.transfers] or ["-"]),
-    cell=_one_of(CELLS),
+    cell=_one_of(CELLS + [PLAN.transfer_cell(t) for t in PLAN.transfers if t.weights]),
     baseline=_one_of([b.id for b in PLAN.baselines] or ["-"]),
     seed=r"\d+",
 
@@ -136,21 +136,33 @@ def baseline_row(wildcards):
     return PLAN.baseline(wildcards.baseline)
 
 
-def baseline_weights(wildcards):
-    """What a baseline job waits for: its checkpoint's download record, or its local folder
-    when it is there (none for random weights). A missing local folder is not an input, so
-    `snakemake -n` still lists the jobs (with a warning at start, below); the job itself then
-    stops at once naming the folder."""
-    name = baseline_row(wildcards).values["weights"]
-    if name == "random":
-        return []
+def weights_input(name):
+    """What a job using checkpoint ``name`` waits for: its download record, or its local
+    folder when it is there. A missing local folder is not an input, so `snakemake -n` still
+    lists the jobs (with a warning at start, below); the job itself then stops at once naming
+    the folder."""
     src = config["weights"][name]
     if src["kind"] == "download":
         return [f"data/weights/{name}/download_manifest.json"]
     return [src["root"]] if os.path.exists(src["root"]) else []
 
 
-for _name in sorted({b.values["weights"] for b in PLAN.baselines} - {"random"}):
+def baseline_weights(wildcards):
+    """A baseline job's checkpoint (none for random weights)."""
+    name = baseline_row(wildcards).values["weights"]
+    return [] if name == "random" else weights_input(name)
+
+
+def released_source(wildcards):
+    """The dataset a released checkpoint was pretrained on (config ``transfer``)."""
+    released = PLAN.released()
+    if wildcards.checkpoint not in released:
+        raise WorkflowError(f"weights.{wildcards.checkpoint} is not used by a transfer entry")
+    return released[wildcards.checkpoint]
+
+
+_USED_WEIGHTS = {b.values["weights"] for b in PLAN.baselines} | set(PLAN.released())
+for _name in sorted(_USED_WEIGHTS - {"random"}):
     _src = (config.get("weights") or {}).get(_name) or {}
     if _src.get("kind") == "path" and not os.path.exists(_src["root"]):
         print(
@@ -197,6 +209,14 @@ def finetune_init(wildcards):
     return f"results/pretrain/{base}/model.pt"
 
 
+def transfer_init(wildcards):
+    """The source model of a cross-dataset run: our pretraining of the source (reference
+    cell, same seed), or the imported released checkpoint (cell ``released~<weights>``)."""
+    if wildcards.cell.startswith(RELEASED):
+        return f"results/imported/{wildcards.cell[len(RELEASED):]}/model.pt"
+    return f"results/pretrain/{wildcards.source}/{wildcards.cell}/seed~{wildcards.seed}/model.pt"
+
+
 def transfer_finetune_init(wildcards):
     """Cross-dataset fine-tuning starts from the cross-dataset probe (or the source model)."""
     if PLAN.probe[wildcards.dataset]:
@@ -204,7 +224,7 @@ def transfer_finetune_init(wildcards):
             f"results/transfer/probe/{wildcards.dataset}/from~{wildcards.source}/"
             f"{wildcards.cell}/seed~{wildcards.seed}/model.pt"
         )
-    return f"results/pretrain/{wildcards.source}/{wildcards.cell}/seed~{wildcards.seed}/model.pt"
+    return transfer_init(wildcards)
 
 
 # --- targets --------------------------------------------------------------------------------
@@ -324,9 +344,11 @@ def _transfer_outputs(stage):
 
 
 def _transfer_job(wc, phase):
+    released = wc.cell[len(RELEASED) :] if wc.cell.startswith(RELEASED) else None
     return job(
         store_of(wc), "model", "runtime", phase=phase, cell=cell_of(wc), dataset=wc.dataset,
-        extra_overrides=PLAN.transfer_overrides(wc.source, wc.dataset), transfer_from=wc.source,
+        extra_overrides=PLAN.transfer_overrides(wc.source, wc.dataset, wc.cell),
+        transfer_from=wc.source, released=released,
     )  # fmt: skip
 
 

@@ -1,13 +1,38 @@
 # Cross-dataset runs (the paper's Table 2): the reference cell pretrained on a source dataset
 # (S2-NAIP urban, FLAIR-HUB), then probed and fine-tuned on a target dataset. The target's
 # transfer overrides (config `transfer`) set model-side settings such as tokenizer sharing
-# (`embed_key`) or input sizes so that the source's weights fit.
+# (`embed_key`) or input sizes so that the source's weights fit. A transfer entry with
+# `weights` starts from a released IGNF/MAESTRO checkpoint instead (imported once).
+
+
+rule import_checkpoint:
+    # a released MAESTRO checkpoint (config weights.<name>) as our pretrained model.pt
+    input:
+        weights=lambda wc: weights_input(wc.checkpoint),
+    output:
+        model="results/imported/{checkpoint}/model.pt",
+    log:
+        "results/logs/import_checkpoint/{checkpoint}.log",
+    conda:
+        "../envs/maestro.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc, attempt: 30 * attempt,
+    params:
+        cli=MAESTRO,
+        ckpt=lambda wc: weights_dir(wc.checkpoint),
+        dataset=released_source,
+        job=lambda wc: job(CATALOG.dataset(released_source(wc)).store.name),
+    shell:
+        "{params.cli} import-checkpoint --ckpt {params.ckpt:q} --dataset {params.dataset}"
+        " --out {output.model:q} --job {params.job:q} > {log:q} 2>&1"
 
 
 rule transfer_probe:
     input:
         store=store_path,
-        init="results/pretrain/{source}/{cell}/seed~{seed}/model.pt",
+        init=transfer_init,
     output:
         **_transfer_outputs("probe"),
     log:
