@@ -17,7 +17,7 @@ band; here kernels are matched by band *name* (``match="name"``, the default), a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 from einops import rearrange
@@ -91,3 +91,38 @@ def add_date_codes(
     ``(B, 3)`` reference), broadcast over the ``L`` locations."""
     code = encode_dates(dates, ref_date, tokens.shape[-1], date_dim)  # [B, T, D]
     return tokens + code[:, :, None, :].to(tokens.dtype)
+
+
+def state_mismatch(
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    optional: Collection[str] = (),
+    prefix: str = "",
+) -> tuple[list[str], list[str], list[str]]:
+    """What keeps ``state`` from loading into a model whose state dict is ``expected``: the
+    missing names (but ``optional`` ones), the unexpected names and ``name: found vs expected``
+    shapes (names prefixed with ``prefix``)."""
+    missing = sorted(set(expected) - set(state) - set(optional))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{prefix}{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    return missing, unexpected, shapes
+
+
+def require_fit(
+    path: object,
+    what: str,
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    optional: Collection[str] = (),
+) -> None:
+    """``ValueError`` naming the file and the first tensors that do not fit, if any."""
+    missing, unexpected, shapes = state_mismatch(state, expected, optional)
+    if missing or unexpected or shapes:
+        raise ValueError(
+            f"{path}: not a {what} checkpoint (missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, shapes {shapes[:5]})"
+        )

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from maestro.baselines.adapt import add_date_codes, fold_dates, unfold_dates
+from maestro.baselines.adapt import add_date_codes, fold_dates, state_mismatch, unfold_dates
 
 PATCH, HEADS = 8, 16
 #: (embed dim, S2 depth); the S1 encoder and the cross encoder have half the S2 depth.
@@ -171,14 +171,7 @@ def load_croma(path: str | os.PathLike[str], size: str = "base") -> CROMA:
         if state is None:
             problems.append(f"part {part!r} missing")
             continue
-        expected = module.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        shapes = [
-            f"{part}.{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-            for k, v in state.items()
-            if k in expected and v.shape != expected[k].shape
-        ]
+        missing, unexpected, shapes = state_mismatch(state, module.state_dict(), prefix=f"{part}.")
         problems += [f"{part}: missing {missing[:5]}"] if missing else []
         problems += [f"{part}: unexpected {unexpected[:5]}"] if unexpected else []
         problems += shapes[:5]

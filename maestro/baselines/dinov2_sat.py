@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from maestro.baselines.adapt import require_fit
+
 PATCH, IMAGE = 16, 224
 #: (hidden size, layers, heads): ``large`` is the published model, ``demo`` for random init.
 SIZES = {"demo": (64, 2, 2), "large": (1024, 24, 16)}
@@ -141,18 +143,6 @@ def load_dinov2_sat(path: str | os.PathLike[str], size: str = "large"):
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
     model = Dinov2Model(dinov2_sat_config(size))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(hf))
-    unexpected = sorted(set(hf) - set(expected))
-    shapes = [
-        f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-        for k, v in hf.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"{path}: not a DINO-v2 sat. ({size}) checkpoint (missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, shapes {shapes[:5]})"
-        )
+    require_fit(path, f"DINO-v2 sat. ({size})", hf, model.state_dict())
     model.load_state_dict({k: v.float() for k, v in hf.items()})
     return model

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from maestro.baselines.adapt import add_date_codes, fold_dates, unfold_dates
+from maestro.baselines.adapt import add_date_codes, fold_dates, require_fit, unfold_dates
 from maestro.baselines.vit import Block, resize_grid, sincos_2d
 
 #: Kernel (patch) size, generator width and weight-token count of every DOFA model.
@@ -159,18 +159,7 @@ def load_dofa(path: str | os.PathLike[str], size: str = "base") -> DOFA:
     state = state.get("model", state)
     state = {k: v for k, v in state.items() if not k.startswith(("head.", "norm."))}
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state) - {"fc_norm.weight", "fc_norm.bias"})
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-        for k, v in state.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"{path}: not a DOFA-{size} checkpoint (missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, shapes {shapes[:5]})"
-        )
+    require_fit(path, f"DOFA-{size}", state, expected, {"fc_norm.weight", "fc_norm.bias"})
     model.load_state_dict(state, strict=False)
     return model
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from maestro.baselines.adapt import NEW_CHANNEL_STD, add_date_codes
+from maestro.baselines.adapt import NEW_CHANNEL_STD, add_date_codes, require_fit
 from maestro.baselines.vit import Block, resize_grid, sincos_1d, sincos_3d
 
 PATCH = 16
@@ -146,18 +146,7 @@ def load_prithvi(
     if kernel is not None and kernel.ndim == 5 and kernel.shape[1] == len(HLS_BANDS):
         state["patch_embed.proj.weight"] = widen_hls_kernel(kernel, bands, generator)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-        for k, v in state.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"{path}: not a Prithvi-{size} checkpoint (missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, shapes {shapes[:5]})"
-        )
+    require_fit(path, f"Prithvi-{size}", state, expected)
     model.load_state_dict(state)
     return model
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from maestro.baselines.adapt import add_date_codes, expand_patch_kernel
+from maestro.baselines.adapt import add_date_codes, expand_patch_kernel, require_fit
 from maestro.baselines.vit import Block, resize_grid, sincos_1d, sincos_2d
 
 PATCH = 16
@@ -103,18 +103,7 @@ def load_satmae(
     kernel = state.get("patch_embed.proj.weight")
     if kernel is not None and kernel.ndim == 4 and kernel.shape[1] == 3:
         state["patch_embed.proj.weight"] = expand_patch_kernel(kernel, bands, generator=generator)
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [
-        f"{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}"
-        for k, v in state.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if missing or unexpected or shapes:
-        raise ValueError(
-            f"{path}: not a SatMAE-{size} checkpoint (missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, shapes {shapes[:5]})"
-        )
+    require_fit(path, f"SatMAE-{size}", state, expected)
     model.load_state_dict(state)
     return model
 
