@@ -1,12 +1,17 @@
 """Model throughput benchmark: pretraining steps on the datasets' real input shapes.
 
-Prints, per (model size, dataset): pretraining samples/s and tokens/s, peak memory, and the
-achieved FLOP/s (counted by torch's FlopCounterMode) divided by the machine's matmul peak
-measured in the same run; then our attention block against a plain softmax attention.
-Each configuration runs in its own process so that its peak memory is its own.
+Prints, per (model size, dataset, batch, precision): pretraining samples/s and tokens/s,
+peak memory, and the achieved FLOP/s divided by the matmul peak of that precision measured
+in the same run (several times: the spread is printed); the bf16 / fp32 step ratio; with
+``--profile``, where a step's time goes; then our attention block against a plain softmax
+attention. FLOPs are torch's FlopCounterMode count plus the fused attention's, counted
+analytically (the counter does not see the CPU fused kernel): 4 B H N^2 d forward, twice
+that backward. Each configuration runs in its own process so that its peak memory is its own.
 
-    python benchmarks/bench_model.py                      # tiny and base, all datasets
+    python benchmarks/bench_model.py                      # tiny and base, all datasets, fp32
     python benchmarks/bench_model.py --sizes base --datasets treesatai_ts --steps 5
+    python benchmarks/bench_model.py --sizes base --datasets treesatai_ts --batch 8 32 \
+        --precision fp32 bf16 --profile                   # bf16 speed-up and breakdown
     python benchmarks/bench_model.py --json out.json      # also write the figures
     python benchmarks/bench_model.py --baseline benchmarks/baseline_cpu.json  # compare
 
@@ -19,6 +24,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -69,20 +75,88 @@ def synthetic_batch(dataset, batch: int, device: torch.device) -> dict:
     return {"inputs": inputs, "dates": dates, "ref_date": ref}
 
 
-def bench_one(size: str, dataset_name: str, batch: int, steps: int, device: str) -> dict:
+def peak_spread(device: torch.device, dtype: torch.dtype, repeats: int = 3) -> list[float]:
+    """The matmul peak measured ``repeats`` times (it swings on shared machines)."""
+    return [matmul_peak(device, dtype) for _ in range(repeats)]
+
+
+class AttentionFlops:
+    """Analytic FLOPs of every :class:`maestro.model.layers.Attention` call of a model.
+
+    Forward 4 B H N^2 d (q k^T and the weighted sum of v), backward twice the forward
+    (torch's own convention for the fused kernels on CUDA); the rest of each block (qkv and
+    output projections) is a plain matmul that FlopCounterMode counts.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        from maestro.model.layers import Attention
+
+        self.flops = 0
+        self.counting = False
+        for mod in model.modules():
+            if isinstance(mod, Attention):
+                mod.register_forward_hook(self._hook)
+
+    def _hook(self, mod: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if self.counting:
+            b, n, _ = args[0].shape
+            d = mod.to_qkv.out_features // (3 * mod.heads)
+            self.flops += 3 * 4 * b * mod.heads * n * n * d  # forward + backward
+
+
+#: Profiler op names grouped into the parts of a step (first match wins; the rest is "other").
+PROFILE_PARTS = (
+    ("matmul", ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul")),
+    ("attention", ("scaled_dot_product", "flash_attention", "efficient_attention")),
+    ("optimizer", ("adam", "Optimizer.step")),
+    ("casts and copies", ("aten::copy_", "aten::to", "aten::_to_copy", "aten::clone")),
+    ("layer norm", ("layer_norm",)),
+    ("gather / scatter / cat", ("gather", "scatter", "aten::cat", "index")),
+    ("elementwise", ("gelu", "aten::add", "aten::mul", "aten::sub", "aten::abs", "aten::div")),
+)
+
+
+def profile_breakdown(step) -> dict[str, float]:
+    """Share of one step's self CPU time per part of :data:`PROFILE_PARTS`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    parts: dict[str, float] = {}
+    for ev in prof.key_averages():
+        name = ev.key
+        part = next(
+            (p for p, keys in PROFILE_PARTS if any(k.lower() in name.lower() for k in keys)),
+            "other",
+        )
+        parts[part] = parts.get(part, 0.0) + ev.self_cpu_time_total
+    total = sum(parts.values()) or 1.0
+    return {k: v / total for k, v in sorted(parts.items(), key=lambda kv: -kv[1])}
+
+
+def bench_one(
+    size: str,
+    dataset_name: str,
+    batch: int,
+    steps: int,
+    device: str,
+    precision: str = "fp32",
+    profile: bool = False,
+) -> dict:
     """Time pretraining steps (forward, backward, AdamW) of one configuration."""
     from maestro.experiment import job_catalog, model_config
     from maestro.train.build import build_mae
     from maestro.train.optim import build_optimizer
     from maestro.train.runtime import make_runtime
 
-    rt = make_runtime(device)
+    rt = make_runtime(device, precision=precision)
     job = {"model": {"size": size}, "cell": {**CELL, "size": size, "length": "1"}}
     ds = job_catalog(job).dataset(dataset_name)
     torch.manual_seed(0)
     model = build_mae(model_config(job), ds).to(rt.device)
     opt = build_optimizer(model, 1e-4, (0.9, 0.99), 0.01)
     data = synthetic_batch(ds, batch, rt.device)
+    attention = AttentionFlops(model)
 
     def step() -> None:
         with rt.autocast():
@@ -92,9 +166,11 @@ def bench_one(size: str, dataset_name: str, batch: int, steps: int, device: str)
         opt.step()
 
     step()  # warm-up (allocations, kernels)
+    attention.counting = True
     with FlopCounterMode(display=False) as counter:
         step()
-    flops = counter.get_total_flops()
+    attention.counting = False
+    flops = counter.get_total_flops() + attention.flops
     _sync(rt.device)
     if rt.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rt.device)
@@ -112,6 +188,7 @@ def bench_one(size: str, dataset_name: str, batch: int, steps: int, device: str)
         "size": size,
         "dataset": dataset_name,
         "batch": batch,
+        "precision": rt.precision,
         "step_s": dt,
         "samples_per_s": batch / dt,
         "tokens_per_s": batch * tokens / dt,
@@ -119,8 +196,9 @@ def bench_one(size: str, dataset_name: str, batch: int, steps: int, device: str)
         "flops_per_step": flops,
         "achieved_flops": flops / dt,
         "peak_mem_mib": peak_mem,
+        "attention_flops_per_step": attention.flops,
         "params_m": model.num_params()["total"] / 1e6,
-    }
+    } | ({"breakdown": profile_breakdown(step)} if profile else {})
 
 
 def plain_attention(x: torch.Tensor, attn: torch.nn.Module) -> torch.Tensor:
@@ -162,8 +240,16 @@ def bench_attention(device: str, tokens: int, reps: int) -> dict:
 def _child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
-    size, ds = args.one
-    print(json.dumps(bench_one(size, ds, args.batch[size], args.steps, args.device)))
+    size, ds, batch, precision = args.one
+    row = bench_one(size, ds, int(batch), args.steps, args.device, precision, args.profile)
+    print(json.dumps(row))
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def _peaks(dev: torch.device, precisions: list[str]) -> dict[str, list[float]]:
+    return {p: peak_spread(dev, DTYPES[p]) for p in precisions}
 
 
 def main() -> None:
@@ -173,51 +259,62 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch", nargs="+", type=int, default=None,
+                   help="batch sizes (default: 8 tiny, 4 small, 2 base, 1 large)")  # fmt: skip
+    p.add_argument("--precision", nargs="+", choices=sorted(DTYPES), default=None,
+                   help="default: fp32 on CPU, bf16 on CUDA")  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="also profile one step of each")
     p.add_argument("--json", default=None, help="write the figures to this file")
     p.add_argument("--baseline", default=None, help="earlier --json output to compare with")
     p.add_argument("--attention-tokens", nargs="+", type=int, default=[256, 1024])
-    p.add_argument("--one", nargs=2, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--one", nargs=4, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    args.batch = {"tiny": 8, "small": 4, "base": 2, "large": 1}
     if args.one:
         return _child(args)
+    default_batch = {"tiny": 8, "small": 4, "base": 2, "large": 1}
 
     dev = torch.device(args.device)
-    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    peak = matmul_peak(dev, dtype)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    precisions = args.precision or (["bf16"] if dev.type == "cuda" else ["fp32"])
+    peaks = _peaks(dev, precisions)
     print(
         f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}"
     )
-    print(f"matmul peak ({dtype}): {peak / 1e9:.1f} GFLOP/s\n")
     rows = []
-    cols = ("batch", "samples/s", "tokens/s", "peak MiB", "GFLOP/s", "/peak")
+    cols = ("batch", "prec", "samples/s", "tokens/s", "peak MiB", "GFLOP/s", "/peak")
     print(f"{'size':6} {'dataset':13} " + " ".join(f"{c:>10}" for c in cols))
     for size in args.sizes:
         for ds in args.datasets:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--one",
-                size,
-                ds,
-                "--steps",
-                str(args.steps),
-                "--device",
-                args.device,
-            ]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            r = json.loads(res.stdout.strip().splitlines()[-1])
-            r["ratio_to_peak"] = r["achieved_flops"] / peak
-            rows.append(r)
-            vals = (
-                f"{r['batch']}", f"{r['samples_per_s']:.2f}", f"{r['tokens_per_s']:.0f}",
-                f"{r['peak_mem_mib']:.0f}", f"{r['achieved_flops'] / 1e9:.1f}",
-                f"{r['ratio_to_peak']:.2f}",
-            )  # fmt: skip
-            print(f"{size:6} {ds:13} " + " ".join(f"{v:>10}" for v in vals))
+            for batch in args.batch or [default_batch[size]]:
+                for prec in precisions:
+                    cmd = [sys.executable, __file__, "--one", size, ds, str(batch), prec,
+                           "--steps", str(args.steps), "--device", args.device]  # fmt: skip
+                    cmd += ["--threads", str(args.threads)] if args.threads else []
+                    cmd += ["--profile"] if args.profile else []
+                    res = subprocess.run(cmd, capture_output=True, text=True)
+                    if res.returncode:
+                        raise SystemExit(f"{' '.join(cmd[2:])} failed:\n{res.stderr[-3000:]}")
+                    r = json.loads(res.stdout.strip().splitlines()[-1])
+                    r["ratio_to_peak"] = r["achieved_flops"] / statistics.median(peaks[prec])
+                    rows.append(r)
+                    vals = (
+                        f"{r['batch']}", prec, f"{r['samples_per_s']:.2f}",
+                        f"{r['tokens_per_s']:.0f}", f"{r['peak_mem_mib']:.0f}",
+                        f"{r['achieved_flops'] / 1e9:.1f}", f"{r['ratio_to_peak']:.2f}",
+                    )  # fmt: skip
+                    print(f"{size:6} {ds:13} " + " ".join(f"{v:>10}" for v in vals), flush=True)
+    # the peak again after the runs: how much it moved while they ran
+    for prec, later in _peaks(dev, precisions).items():
+        peaks[prec] += later
+    for prec, vals in peaks.items():
+        print(
+            f"matmul peak ({prec}, {len(vals)} runs): median {statistics.median(vals) / 1e9:.1f}, "
+            f"min {min(vals) / 1e9:.1f}, max {max(vals) / 1e9:.1f} GFLOP/s"
+        )
+    _print_ratios(rows)
+    _print_breakdowns(rows)
     attention = [bench_attention(args.device, n, 3) for n in args.attention_tokens]
     print("\nattention block (base: 12 heads x 64, batch 4), forward + backward:")
     for a in attention:
@@ -225,15 +322,17 @@ def main() -> None:
             f"  {a['tokens']:5d} tokens: SDPA {a['sdpa_s'] * 1e3:7.1f} ms, plain softmax "
             f"{a['plain_s'] * 1e3:7.1f} ms, speedup x{a['speedup']:.2f}"
         )
-    report = {"matmul_peak_flops": peak, "device": str(dev), "rows": rows, "attention": attention}
+    peak = statistics.median(peaks[precisions[0]])
+    report = {"matmul_peak_flops": peak, "matmul_peaks": peaks, "device": str(dev),
+              "rows": rows, "attention": attention}  # fmt: skip
     if args.baseline:
         base = {
-            (r["size"], r["dataset"]): r
+            (r["size"], r["dataset"], r["batch"], r.get("precision", "fp32")): r
             for r in json.loads(Path(args.baseline).read_text())["rows"]
         }
         print("\nagainst the baseline (samples/s ratio, FLOP/s-to-peak ratio):")
         for r in rows:
-            b = base.get((r["size"], r["dataset"]))
+            b = base.get((r["size"], r["dataset"], r["batch"], r["precision"]))
             if b:
                 speed = r["samples_per_s"] / b["samples_per_s"]
                 print(
@@ -242,6 +341,26 @@ def main() -> None:
                 )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _print_ratios(rows: list[dict]) -> None:
+    """bf16 samples/s over fp32 samples/s, per configuration measured in both."""
+    by = {(r["size"], r["dataset"], r["batch"], r["precision"]): r for r in rows}
+    pairs = [(k, by[(*k[:3], "fp32")]) for k in by if k[3] == "bf16" and (*k[:3], "fp32") in by]
+    if pairs:
+        print("\nbf16 step speed-up over fp32:")
+    for k, fp in pairs:
+        speed = by[k]["samples_per_s"] / fp["samples_per_s"]
+        print(f"  {k[0]:6} {k[1]:13} batch {k[2]:3d}: x{speed:.2f}")
+
+
+def _print_breakdowns(rows: list[dict]) -> None:
+    for r in rows:
+        if "breakdown" in r:
+            parts = ", ".join(f"{k} {v:.0%}" for k, v in r["breakdown"].items())
+            print(
+                f"  profile {r['size']} {r['dataset']} batch {r['batch']} {r['precision']}: {parts}"
+            )
 
 
 if __name__ == "__main__":

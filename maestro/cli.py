@@ -77,6 +77,7 @@ def _runtime(args: argparse.Namespace, job: dict[str, Any]):
         threads=args.threads or rt.get("threads"),
         compile=bool(rt.get("compile", False)),
         tensorboard=bool(rt.get("tensorboard", False)),
+        precision=args.precision or rt.get("precision"),
     )
 
 
@@ -484,6 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--gpus", type=int, default=None, help="GPUs granted to the job (0: CPU)")
         sp.add_argument(
             "--threads", type=int, default=None, help="CPU threads of torch (default: torch's own)"
+        )
+        sp.add_argument(
+            "--precision",
+            choices=("auto", "fp32", "bf16"),
+            default=None,
+            help="replaces the job's runtime.precision (default: bf16 on CUDA, fp32 on CPU)",
         )
         job_arg(sp)
 

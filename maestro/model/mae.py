@@ -221,6 +221,7 @@ class MAESTRO(nn.Module):
                 shape = (b, p.groups, p.dates, p.locations, dd)
                 base[m] = self.mask_tokens[m][None, :, None, None, :].expand(shape)
                 code[m] = self.codes(m, batch["dates"][m], ref, decoder=True).expand(shape)
+            # mask tokens take the dtype of the visible ones (bf16 under autocast)
             full = flatten(seq, base).scatter(1, ids_keep[..., None].expand(-1, -1, dd), y)
             out = self.decoders[seq.key](full + flatten(seq, code))
             for m, t in unflatten(seq, out, self.plans, b).items():

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,31 +16,86 @@ import torch
 from maestro.train import distributed
 from maestro.train.distributed import Dist
 
+log = logging.getLogger(__name__)
+
+#: ``runtime.precision`` values. ``fp32``: no autocast (bit-reproducible on CPU). ``bf16``:
+#: bf16 autocast of the forward pass (matmuls, attention); the losses, the master weights and
+#: the optimizer state stay fp32. ``auto``: bf16 where the hardware has bf16 matrix
+#: instructions (every CUDA GPU torch supports bf16 on; CPUs with AVX512-BF16 or AMX-BF16),
+#: else fp32. Unset: bf16 on CUDA, fp32 on CPU.
+PRECISIONS = ("auto", "fp32", "bf16")
+#: CPU feature flags (``/proc/cpuinfo``) of native bf16 matrix arithmetic.
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512 / AMX; Arm BF16
+
+
+def bf16_flags(cpuinfo: str) -> bool:
+    """Whether ``/proc/cpuinfo`` text lists a native bf16 matrix instruction set."""
+    flags = set(cpuinfo.split())
+    return any(f in flags for f in CPU_BF16_FLAGS)
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AVX512-BF16 or AMX-BF16).
+
+    Reads the Linux feature flags; elsewhere asks oneDNN (``mkldnn``), which may also report
+    bf16 on CPUs that only emulate it.
+    """
+    try:
+        return bf16_flags(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        mkldnn = torch.backends.mkldnn.is_available()
+        return bool(mkldnn and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for ``runtime.precision`` on ``device`` (see :data:`PRECISIONS`)."""
+    if precision is None:
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"runtime.precision must be one of {PRECISIONS}, found {precision!r}")
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    if precision == "auto":
+        return "bf16" if native else "fp32"
+    if precision == "bf16" and not native:
+        log.warning(
+            "runtime.precision bf16 on %s without native bf16 matrix instructions (%s): "
+            "emulated, likely slower than fp32", device, ", ".join(CPU_BF16_FLAGS)
+        )  # fmt: skip
+    return precision
+
 
 @dataclass(frozen=True)
 class Runtime:
     """Where and how a job computes.
 
-    ``amp``: bf16 autocast (CUDA only; CPU runs in fp32 so results are reproducible).
+    ``precision``: ``fp32`` or ``bf16`` (autocast of the forward pass on CPU or CUDA; losses
+    and optimizer state in fp32); :func:`resolve_precision` picks it.
     """
 
     device: torch.device
-    amp: bool
+    precision: str
     threads: int
     compile: bool = False  # torch.compile the Transformer blocks (worth it on CUDA)
     tensorboard: bool = False  # also log history rows as TensorBoard scalars
     dist: Dist = field(default_factory=Dist)  # rank and world size under torchrun / srun
 
+    @property
+    def amp(self) -> bool:
+        """Whether the forward pass runs under bf16 autocast."""
+        return self.precision == "bf16"
+
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The autocast context of this runtime."""
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """The autocast context of this runtime (bf16 on the job's device type, else none)."""
+        if self.amp:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def describe(self) -> dict[str, object]:
         """Device facts for provenance."""
         info: dict[str, object] = {
             "device": str(self.device),
+            "precision": self.precision,
             "amp_bf16": self.amp,
             "threads": self.threads,
             "compile": self.compile,
@@ -55,8 +113,10 @@ def make_runtime(
     threads: int | None = None,
     compile: bool = False,
     tensorboard: bool = False,
+    precision: str | None = None,
 ) -> Runtime:
-    """Resolve the device: ``auto`` picks CUDA when available and ``gpus`` is not 0."""
+    """Resolve the device (``auto`` picks CUDA when available and ``gpus`` is not 0) and the
+    precision (:func:`resolve_precision`)."""
     if threads:
         torch.set_num_threads(threads)
     if device == "auto":
@@ -74,8 +134,8 @@ def make_runtime(
         torch.backends.cudnn.allow_tf32 = True
     threads = torch.get_num_threads()
     return Runtime(
-        dev, amp=dev.type == "cuda", threads=threads, compile=compile, tensorboard=tensorboard,
-        dist=d,
+        dev, precision=resolve_precision(precision, dev), threads=threads, compile=compile,
+        tensorboard=tensorboard, dist=d,
     )  # fmt: skip
 
 
