@@ -323,7 +323,9 @@ def main() -> None:
             f"{a['plain_s'] * 1e3:7.1f} ms, speedup x{a['speedup']:.2f}"
         )
     peak = statistics.median(peaks[precisions[0]])
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
     report = {"matmul_peak_flops": peak, "matmul_peaks": peaks, "device": str(dev),
+              "device_name": name,
               "rows": rows, "attention": attention}  # fmt: skip
     if args.baseline:
         base = {

@@ -71,7 +71,7 @@ def make_store(config: dict, dataset: str, tiles: int | None, work: Path) -> tup
 
 
 def pretrain(zarr: Path, dataset: str, job: dict, steps: int, precision: str, threads: int,
-             out: Path) -> dict:  # fmt: skip
+             out: Path, device: str = "cpu") -> dict:  # fmt: skip
     """``steps`` pretraining steps at ``precision``; the history rows and the step time."""
     from maestro.data.torch_dataset import MaestroDataset
     from maestro.experiment import job_catalog, job_phase, model_config
@@ -85,7 +85,7 @@ def pretrain(zarr: Path, dataset: str, job: dict, steps: int, precision: str, th
     per_epoch = steps_per_epoch(n, min(phase.batch_size, n), None)
     epochs = math.ceil(steps / per_epoch)
     phase = dataclasses.replace(phase, epochs=epochs, max_steps_per_epoch=math.ceil(steps / epochs))
-    rt = make_runtime("cpu", threads=threads, precision=precision)
+    rt = make_runtime(device, threads=threads, precision=precision)
     metrics = run_pretrain(zarr, ds, model_config(job), phase, 0, out, rt)
     history = [
         {k: float(v) for k, v in row.items()}
@@ -111,6 +111,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--tiles", type=int, default=None, help="demo tiles in all (default: config)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:i]")
     p.add_argument("--tolerance", type=float, default=0.02, help="relative, final loss")
     p.add_argument("--work", default=None, help="folder of the store (default: a temp folder)")
     p.add_argument("--json", default=None, help="write the figures to this file")
@@ -126,16 +127,24 @@ def main() -> None:
         zarr, job = make_store(config, args.dataset, args.tiles, work)
         runs = {
             prec: pretrain(
-                zarr, args.dataset, job, args.steps, prec, args.threads, work / f"pretrain_{prec}"
+                zarr,
+                args.dataset,
+                job,
+                args.steps,
+                prec,
+                args.threads,
+                work / f"pretrain_{prec}",
+                args.device,
             )
             for prec in ("fp32", "bf16")
         }
     fp, bf = runs["fp32"], runs["bf16"]
-    bf16_hw = "yes" if cpu_has_bf16() else "no (emulated)"
-    print(
-        f"{args.dataset} demo pretraining, {fp['steps']} steps, {args.threads} threads, "
-        f"CPU bf16 instructions: {bf16_hw}"
-    )
+    if args.device == "cpu":
+        hw = f"{args.threads} threads, CPU bf16 instructions: "
+        hw += "yes" if cpu_has_bf16() else "no (emulated)"
+    else:
+        hw = torch.cuda.get_device_name(torch.device(args.device))
+    print(f"{args.dataset} demo pretraining, {fp['steps']} steps, {hw}")
     print(f"{'epoch':>5} {'fp32 loss':>10} {'bf16 loss':>10}")
     for a, b in zip(fp["history"], bf["history"], strict=True):
         print(f"{int(a['epoch']):5d} {a['loss']:10.6f} {b['loss']:10.6f}")

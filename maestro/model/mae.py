@@ -222,7 +222,8 @@ class MAESTRO(nn.Module):
                 base[m] = self.mask_tokens[m][None, :, None, None, :].expand(shape)
                 code[m] = self.codes(m, batch["dates"][m], ref, decoder=True).expand(shape)
             # mask tokens take the dtype of the visible ones (bf16 under autocast)
-            full = flatten(seq, base).scatter(1, ids_keep[..., None].expand(-1, -1, dd), y)
+            idx = ids_keep[..., None].expand(-1, -1, dd)
+            full = flatten(seq, base).to(y.dtype).scatter(1, idx, y)  # [B', N, Dd]
             out = self.decoders[seq.key](full + flatten(seq, code))
             for m, t in unflatten(seq, out, self.plans, b).items():
                 preds[m] = self.pixelify[self.plans[m].embed](t, self.plans[m].grid)
