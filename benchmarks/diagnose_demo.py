@@ -7,6 +7,8 @@ Measurements behind docs/demo.md, each on a converted store (and a pretrained mo
     python benchmarks/diagnose_demo.py mae      --dataset treesatai_ts --model MODEL
     python benchmarks/diagnose_demo.py features --dataset treesatai_ts --model MODEL [--pool date]
     python benchmarks/diagnose_demo.py blocks   --dataset flair_hub [--block 8]
+    python benchmarks/diagnose_demo.py targets  --dataset flair2
+    python benchmarks/diagnose_demo.py pretrain --dataset flair2 --inputs s2 [--epochs 100]
 
 (``MODEL``: a pretrained ``model.pt``, e.g. under results/pretrain/treesatai_ts/<cell>/seed~0/.)
 
@@ -15,6 +17,9 @@ Measurements behind docs/demo.md, each on a converted store (and a pretrained mo
   and per modality; and the trivial predictors.
 - ``mae``: reconstruction loss of the model on the train split against predicting 0 in the
   normalized-target space (= each patch-group's own mean), masked vs visible tokens.
+- ``pretrain``: pretrain the reference cell of the demo config on some inputs only
+  (``--inputs s2``; ``--no-structured`` drops the whole-modality and whole-location masks),
+  then the ``mae`` figures of that model.
 - ``features``: frozen-encoder features (mean-pooled, or per location for segmentation) of
   the model and of a random-init encoder of the same architecture, scored by the same linear
   model on test; also the mean pairwise cosine similarity of the pooled features.
@@ -105,6 +110,12 @@ def cmd_raw(args: argparse.Namespace) -> None:
 def cmd_mae(args: argparse.Namespace) -> None:
     ds, store = _dataset(args)
     model, _ = load_mae(args.model, ds)
+    print_mae_ratios(model, ds, store, args.batches)
+
+
+@torch.no_grad()
+def print_mae_ratios(model: MAESTRO, ds, store: str, batches: int) -> dict[str, float]:
+    """Masked L1 vs predicting each patch-group's mean, per modality, on train items."""
     model.eval()
     seed_everything(0)
     data = MaestroDataset(store, ds, ds.pretrain_splits, train=True, seed=0)
@@ -113,7 +124,7 @@ def cmd_mae(args: argparse.Namespace) -> None:
 
     sums: dict[str, np.ndarray] = {}
     for i, b in enumerate(loader):
-        if i >= args.batches:
+        if i >= batches:
             break
         out = model(b)
         for m, p in model.plans.items():
@@ -128,9 +139,38 @@ def cmd_mae(args: argparse.Namespace) -> None:
             ]
             sums[m] = sums.get(m, 0) + np.array([float(v) for v in vals])
     print("modality  masked-L1  predict-0(mean)  ratio  visible-L1")
+    ratios = {}
     for m, s in sums.items():
-        s = s / min(args.batches, len(loader))
-        print(f"{m:8s}  {s[0]:.4f}     {s[1]:.4f}          {s[0] / s[1]:.3f}  {s[2]:.4f}")
+        s = s / min(batches, len(loader))
+        ratios[m] = s[0] / s[1]
+        print(f"{m:8s}  {s[0]:.4f}     {s[1]:.4f}          {ratios[m]:.3f}  {s[2]:.4f}")
+    return ratios
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    """Pretrain the demo's reference cell on some of the inputs, then print the MAE ratios."""
+    import dataclasses
+
+    from maestro.experiment import job_catalog, job_phase, model_config
+    from maestro.grid import step_job
+    from maestro.jobs import load_config
+    from maestro.train.pretrain import run_pretrain
+    from maestro.train.runtime import make_runtime
+
+    job = step_job(load_config([args.config]), "pretrain", dataset=args.dataset)
+    if args.no_structured:  # no whole-modality or whole-location masks
+        job["model"] = {**job["model"], "mask_mod": 0.0, "mask_loc": 0.0}
+    ds = job_catalog(job).dataset(args.dataset)
+    inputs = tuple(args.inputs.split(",")) if args.inputs else ds.inputs
+    ds = dataclasses.replace(ds, inputs=inputs, task=None)  # pretraining only
+    store = args.store or f"results/data/{ds.store.name}.zarr"
+    phase = job_phase("pretrain", job)
+    phase = dataclasses.replace(phase, epochs=args.epochs or phase.epochs)
+    out = Path(args.out or f"results/diagnose/pretrain_{args.dataset}_{'-'.join(inputs)}")
+    run_pretrain(store, ds, model_config(job), phase, args.seed, out, make_runtime("cpu"))
+    print(f"{args.dataset}, inputs {', '.join(inputs)}, {phase.epochs} epochs, seed {args.seed}"
+          + (", no structured masks" if args.no_structured else ""))  # fmt: skip
+    print_mae_ratios(load_mae(out / "model.pt", ds)[0], ds, store, args.batches)
 
 
 @torch.no_grad()
@@ -301,7 +341,9 @@ def cmd_targets(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["inputs", "raw", "mae", "features", "blocks", "targets"])
+    p.add_argument(
+        "what", choices=["inputs", "raw", "mae", "features", "blocks", "targets", "pretrain"]
+    )
     p.add_argument("--dataset", default="treesatai_ts")
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--store", default=None)
@@ -311,11 +353,16 @@ def main() -> None:
     p.add_argument("--block", type=int, default=8, help="label px per token side (blocks)")
     p.add_argument("--size", default="tiny", help="model size of the token plans (targets)")
     p.add_argument("--pool", choices=["modality", "date"], default="modality")
+    p.add_argument("--inputs", default=None, help="comma-separated modalities (pretrain)")
+    p.add_argument("--epochs", type=int, default=None, help="pretraining epochs (pretrain)")
+    p.add_argument("--no-structured", action="store_true", help="no modality/location masks")
+    p.add_argument("--out", default=None, help="output folder of the pretraining (pretrain)")
     args = p.parse_args()
     torch.set_num_threads(2)
     cmds = {"inputs": cmd_inputs, "raw": cmd_raw, "mae": cmd_mae, "features": cmd_features}
     cmds["blocks"] = cmd_blocks
     cmds["targets"] = cmd_targets
+    cmds["pretrain"] = cmd_pretrain
     cmds[args.what](args)
 
 

@@ -2,6 +2,7 @@
 only that each run completes and reports well-formed, positive figures)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -54,3 +55,45 @@ def test_bench_data_reports_both_tables(tmp_path):
     assert {r[0] for r in rows} == {"treesatai_ts", "pastis_hd"}
     assert all(float(z) > 0 and float(raw) > 0 for _, z, raw in rows)
     assert re.search(r"peak RSS 10 N / N \(1 worker\): \d+\.\d+", text)
+
+
+def test_bench_model_compares_precisions_and_profiles(tmp_path):
+    out = tmp_path / "model.json"
+    text = _run(
+        "bench_model.py", "--sizes", "tiny", "--datasets", "treesatai_ts", "--steps", "1",
+        "--threads", "1", "--batch", "2", "--precision", "fp32", "bf16", "--profile",
+        "--attention-tokens", "16", "--json", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    rows = {r["precision"]: r for r in report["rows"]}
+    assert set(rows) == {"fp32", "bf16"} and all(r["batch"] == 2 for r in rows.values())
+    assert all(len(v) == 6 and min(v) > 0 for v in report["matmul_peaks"].values())
+    for r in rows.values():
+        assert 0 < r["attention_flops_per_step"] < r["flops_per_step"]  # counted analytically
+        assert sum(r["breakdown"].values()) == pytest.approx(1.0)
+        assert r["breakdown"]["matmul"] > 0
+    assert rows["bf16"]["flops_per_step"] == rows["fp32"]["flops_per_step"]  # same work
+    assert re.search(r"tiny\s+treesatai_ts\s+batch\s+2: x\d+\.\d\d", text)  # bf16 / fp32
+
+
+@pytest.mark.slow
+def test_bench_precision_and_the_gpu_check_run_on_cpu(tmp_path):
+    out = tmp_path / "precision.json"
+    text = _run(
+        "bench_precision.py", "--steps", "4", "--tiles", "12", "--threads", "1",
+        "--work", str(tmp_path / "work"), "--json", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["runs"]["fp32"]["precision"] == "fp32"
+    assert report["runs"]["bf16"]["precision"] == "bf16"
+    assert report["runs"]["fp32"]["steps"] == report["runs"]["bf16"]["steps"] >= 4
+    assert 0 <= report["relative_difference"] <= report["tolerance"]
+    assert "relative difference" in text
+    # the GPU check's CPU variant: the three steps at a tiny size
+    res = subprocess.run(
+        ["bash", str(BENCH / "gpu_check.sh"), str(tmp_path / "gpu")],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "DDP: 2 ranks (gloo" in res.stdout and "gpu_check: done" in res.stdout
+    assert (tmp_path / "gpu" / "bench_model.json").is_file()
