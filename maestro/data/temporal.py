@@ -98,6 +98,7 @@ def select_dates(
     rem = t % n
     start = int(rng.integers(0, rem + 1)) if rng is not None else rem // 2
     chunks = chunk_bounds(t, n, start)
+    nonfinite = None
     if np.issubdtype(x.dtype, np.floating):  # NaN / inf pixels are invalid too
         nonfinite = ~np.isfinite(x).all(axis=1)  # [T, H, W]
         invalid = nonfinite if invalid is None else np.asarray(invalid, bool) | nonfinite
@@ -111,6 +112,9 @@ def select_dates(
         elif cand.size == 1:
             out[j] = chunk[int(cand[0])]
         else:
-            inv = None if invalid is None else invalid[chunk]
+            # no clean date in the chunk: as IGNF/MAESTRO, the pick ignores the cloud mask
+            # (only non-finite pixels stay out of the medoid's distances)
+            mask = invalid if clean.size else nonfinite
+            inv = None if mask is None else mask[chunk]
             out[j] = chunk[medoid_index(x[chunk], inv, cand)]
     return out

@@ -15,8 +15,10 @@ from maestro.train.distributed import Dist, gather, sum_
 
 
 def f1_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class F1, support-weighted F1 (the paper's wF1) and macro F1 over supported classes.
+    """Per-class F1, support-weighted F1 (the paper's wF1) and macro F1.
 
+    Macro F1 averages the classes seen in the labels or the predictions (``2TP + FP + FN >
+    0``, as IGNF/MAESTRO and scikit-learn): a class predicted but absent counts with F1 0.
     Inputs ``(..., K)``; outputs ``f1`` ``(..., K)`` and ``weighted_f1``, ``macro_f1`` ``(...)``.
     """
     denom = 2 * tp + fp + fn
@@ -26,7 +28,7 @@ def f1_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.nd
     weighted = np.divide(
         (f1 * support).sum(-1), total, out=np.zeros_like(total, np.float64), where=total > 0
     )
-    present = support > 0
+    present = denom > 0
     n_present = present.sum(-1)
     macro = np.divide(
         (f1 * present).sum(-1), n_present, out=np.zeros(n_present.shape), where=n_present > 0
@@ -96,7 +98,7 @@ class MultiLabelMetric:
     """Multi-label F1 from per-class TP/FP/FN counts at a sigmoid threshold of 0.5.
 
     ``weighted_f1 = sum_l F1_l * s_l / sum_l s_l`` with support ``s_l = TP_l + FN_l`` (the
-    paper's wF1); ``macro_f1`` averages the classes with support > 0. With ``keep_items`` the
+    paper's wF1); ``macro_f1`` averages the classes with ``2TP + FP + FN > 0``. With ``keep_items`` the
     per-item counts are kept for :meth:`bootstrap`.
     """
 
@@ -109,7 +111,7 @@ class MultiLabelMetric:
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: logits ``(B, K)``, target ``(B, K)`` in {0, 1}."""
-        pred = torch.sigmoid(logits.detach().float()) >= 0.5
+        pred = torch.sigmoid(logits.detach().float()) > 0.5  # as IGNF/MAESTRO (not >=)
         true = target.detach() > 0.5
         per_item = torch.stack([pred & true, pred & ~true, ~pred & true], 1).cpu()  # [B, 3, K]
         self.counts += per_item.sum(0).double()

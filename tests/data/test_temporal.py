@@ -128,3 +128,20 @@ def test_nan_pixels_make_an_acquisition_dirty() -> None:
     np.testing.assert_array_equal(select_dates(x, np.zeros((4, 2, 2), bool), 1, None), [2])
     for seed in range(50):  # nor is it drawn at training
         assert select_dates(x, None, 1, np.random.default_rng(seed))[0] != 1
+
+
+def test_a_chunk_with_no_clean_date_is_picked_without_the_cloud_mask():
+    # three acquisitions of a 2 x 2 crop, pixel (1, 1) cloudy in each: no clean date
+    x = np.array([[0, 0, 0, 0], [0, 0, 0, 10], [5, 5, 5, 10]], np.float32).reshape(3, 1, 2, 2)
+    clouds = np.zeros((3, 2, 2), bool)
+    clouds[:, 1, 1] = True
+    # as IGNF/MAESTRO: the medoid over every pixel (the cloudy one's median is 10) is date 1;
+    # with the cloud mask applied, dates 0 and 1 would tie at 0 and the earliest (0) win
+    assert select_dates(x, clouds, 1, None).tolist() == [1]
+    # with one clean date the mask still rules: the clean one is taken
+    clouds[2] = False
+    assert select_dates(x, clouds, 1, None).tolist() == [2]
+    # non-finite pixels stay out of the distances even then (date 1 keeps distance 0)
+    x[1, 0, 0, 0] = np.nan
+    clouds[2] = True
+    assert select_dates(x, clouds, 1, None).tolist() == [1]

@@ -18,13 +18,22 @@ def test_weighted_f1_matches_sklearn(seed):
     metric = MultiLabelMetric(k)
     for part in np.array_split(np.arange(200), 3):  # accumulated over batches
         metric.update(torch.from_numpy(logits[part]), torch.from_numpy(target[part]))
-    pred = (1 / (1 + np.exp(-logits))) >= 0.5
+    pred = (1 / (1 + np.exp(-logits))) > 0.5
     got = metric.compute()
     expected = f1_score(target, pred, average="weighted", zero_division=0)
     assert got["weighted_f1"] == pytest.approx(expected, abs=1e-12)
     per_class = f1_score(target, pred, average=None, zero_division=0)
     np.testing.assert_allclose(got["f1"], per_class, atol=1e-12)
-    assert got["macro_f1"] == pytest.approx(per_class[target.sum(0) > 0].mean(), abs=1e-12)
+    # macro F1 over the classes seen in labels or predictions (IGNF/MAESTRO: 2TP + FP + FN > 0)
+    seen = (target.sum(0) + pred.sum(0)) > 0
+    assert seen[3] and got["macro_f1"] == pytest.approx(per_class[seen].mean(), abs=1e-12)
+
+
+def test_a_probability_of_exactly_one_half_is_not_a_positive():
+    metric = MultiLabelMetric(2)
+    metric.update(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 1.0]]))  # sigmoid(0) = 0.5
+    got = metric.compute()
+    np.testing.assert_allclose(got["f1"], [0.0, 1.0])  # as IGNF/MAESTRO: p > 0.5, not >=
 
 
 @pytest.mark.parametrize("seed", range(5))
