@@ -98,8 +98,8 @@ class MultiLabelMetric:
     """Multi-label F1 from per-class TP/FP/FN counts at a sigmoid threshold of 0.5.
 
     ``weighted_f1 = sum_l F1_l * s_l / sum_l s_l`` with support ``s_l = TP_l + FN_l`` (the
-    paper's wF1); ``macro_f1`` averages the classes with ``2TP + FP + FN > 0``. With ``keep_items`` the
-    per-item counts are kept for :meth:`bootstrap`.
+    paper's wF1); ``macro_f1`` averages the classes with ``2TP + FP + FN > 0``. With
+    ``keep_items`` the per-item counts are kept for :meth:`bootstrap`.
     """
 
     key = "weighted_f1"
