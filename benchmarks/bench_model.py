@@ -143,30 +143,51 @@ def bench_one(
     precision: str = "fp32",
     profile: bool = False,
 ) -> dict:
-    """Time pretraining steps (forward, backward, AdamW) of one configuration."""
+    """Time pretraining steps (forward, backward, AdamW) of one configuration.
+
+    ``precision`` ``ref``: the reference built like the official model (explicit softmax
+    attention, per-tensor AdamW; fp16 autocast with a gradient scaler on CUDA, as its
+    Lightning ``16-mixed``; fp32 on CPU), with our weights, inputs and masks.
+    """
     from maestro.experiment import job_catalog, model_config
+    from maestro.model import layers
     from maestro.train.build import build_mae
-    from maestro.train.optim import build_optimizer
+    from maestro.train.optim import build_optimizer, param_groups
     from maestro.train.runtime import make_runtime
 
-    rt = make_runtime(device, precision=precision)
+    reference = precision == "ref"
+    rt = make_runtime(device, precision="fp32" if reference else precision)
     job = {"model": {"size": size}, "cell": {**CELL, "size": size, "length": "1"}}
     ds = job_catalog(job).dataset(dataset_name)
     torch.manual_seed(0)
     model = build_mae(model_config(job), ds).to(rt.device)
-    opt = build_optimizer(model, 1e-4, (0.9, 0.99), 0.01)
     data = synthetic_batch(ds, batch, rt.device)
     attention = AttentionFlops(model)
+    autocast, scaler = rt.autocast, None
+    if reference:
+        layers.attention = explicit_attention  # what Attention.forward calls
+        groups = param_groups(model.named_parameters(), 0.01)
+        opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.99), foreach=False, fused=False)
+        if rt.device.type == "cuda":
+            scaler = torch.amp.GradScaler("cuda")
+            autocast = lambda: torch.autocast("cuda", dtype=torch.float16)  # noqa: E731
+    else:
+        opt = build_optimizer(model, 1e-4, (0.9, 0.99), 0.01)
 
     def step() -> None:
-        with rt.autocast():
+        with autocast():
             out = model(data)
         opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+        if scaler is None:
+            out.loss.backward()
+            opt.step()
+        else:
+            scaler.scale(out.loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     step()  # warm-up (allocations, kernels)
-    attention.counting = True
+    attention.counting = not reference  # explicit attention: its bmm are counted by torch
     with FlopCounterMode(display=False) as counter:
         step()
     attention.counting = False
@@ -188,7 +209,7 @@ def bench_one(
         "size": size,
         "dataset": dataset_name,
         "batch": batch,
-        "precision": rt.precision,
+        "precision": "ref" if reference else rt.precision,
         "step_s": dt,
         "samples_per_s": batch / dt,
         "tokens_per_s": batch * tokens / dt,
@@ -199,6 +220,12 @@ def bench_one(
         "attention_flops_per_step": attention.flops,
         "params_m": model.num_params()["total"] / 1e6,
     } | ({"breakdown": profile_breakdown(step)} if profile else {})
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d)) v`` with the score matrix materialised (the official's)."""
+    w = torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)
+    return w @ v
 
 
 def plain_attention(x: torch.Tensor, attn: torch.nn.Module) -> torch.Tensor:
@@ -246,6 +273,8 @@ def _child(args: argparse.Namespace) -> None:
 
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+#: Matmul peak that a reference row is measured against (its compute precision).
+REF_DTYPE = {"cpu": "fp32", "cuda": "bf16"}  # fp16 and bf16 tensor-core peaks are equal
 
 
 def _peaks(dev: torch.device, precisions: list[str]) -> dict[str, list[float]]:
@@ -264,6 +293,12 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", choices=sorted(DTYPES), default=None,
                    help="default: fp32 on CPU, bf16 on CUDA")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="also profile one step of each")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time a reference built like the official model (explicit attention, "
+        "per-tensor AdamW, fp16 on CUDA) and print our speed-up over it",
+    )
     p.add_argument("--json", default=None, help="write the figures to this file")
     p.add_argument("--baseline", default=None, help="earlier --json output to compare with")
     p.add_argument("--attention-tokens", nargs="+", type=int, default=[256, 1024])
@@ -277,7 +312,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     precisions = args.precision or (["bf16"] if dev.type == "cuda" else ["fp32"])
-    peaks = _peaks(dev, precisions)
+    peak_of = {p: p for p in precisions} | {"ref": REF_DTYPE[dev.type]}
+    peaks = _peaks(dev, sorted({peak_of[p] for p in precisions + ["ref"] * args.reference}))
+    runs = precisions + (["ref"] if args.reference else [])
     print(
         f"machine: {platform.node()} {platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}"
@@ -288,7 +325,7 @@ def main() -> None:
     for size in args.sizes:
         for ds in args.datasets:
             for batch in args.batch or [default_batch[size]]:
-                for prec in precisions:
+                for prec in runs:
                     cmd = [sys.executable, __file__, "--one", size, ds, str(batch), prec,
                            "--steps", str(args.steps), "--device", args.device]  # fmt: skip
                     cmd += ["--threads", str(args.threads)] if args.threads else []
@@ -297,7 +334,9 @@ def main() -> None:
                     if res.returncode:
                         raise SystemExit(f"{' '.join(cmd[2:])} failed:\n{res.stderr[-3000:]}")
                     r = json.loads(res.stdout.strip().splitlines()[-1])
-                    r["ratio_to_peak"] = r["achieved_flops"] / statistics.median(peaks[prec])
+                    r["ratio_to_peak"] = r["achieved_flops"] / statistics.median(
+                        peaks[peak_of[prec]]
+                    )
                     rows.append(r)
                     vals = (
                         f"{r['batch']}", prec, f"{r['samples_per_s']:.2f}",
@@ -306,7 +345,7 @@ def main() -> None:
                     )  # fmt: skip
                     print(f"{size:6} {ds:13} " + " ".join(f"{v:>10}" for v in vals), flush=True)
     # the peak again after the runs: how much it moved while they ran
-    for prec, later in _peaks(dev, precisions).items():
+    for prec, later in _peaks(dev, list(peaks)).items():
         peaks[prec] += later
     for prec, vals in peaks.items():
         print(
@@ -322,7 +361,7 @@ def main() -> None:
             f"  {a['tokens']:5d} tokens: SDPA {a['sdpa_s'] * 1e3:7.1f} ms, plain softmax "
             f"{a['plain_s'] * 1e3:7.1f} ms, speedup x{a['speedup']:.2f}"
         )
-    peak = statistics.median(peaks[precisions[0]])
+    peak = statistics.median(peaks[peak_of[precisions[0]]])
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
     report = {"matmul_peak_flops": peak, "matmul_peaks": peaks, "device": str(dev),
               "device_name": name,
@@ -346,14 +385,19 @@ def main() -> None:
 
 
 def _print_ratios(rows: list[dict]) -> None:
-    """bf16 samples/s over fp32 samples/s, per configuration measured in both."""
+    """bf16 over fp32, and each of ours over the official-like reference (samples/s)."""
     by = {(r["size"], r["dataset"], r["batch"], r["precision"]): r for r in rows}
-    pairs = [(k, by[(*k[:3], "fp32")]) for k in by if k[3] == "bf16" and (*k[:3], "fp32") in by]
-    if pairs:
-        print("\nbf16 step speed-up over fp32:")
-    for k, fp in pairs:
-        speed = by[k]["samples_per_s"] / fp["samples_per_s"]
-        print(f"  {k[0]:6} {k[1]:13} batch {k[2]:3d}: x{speed:.2f}")
+    for num, den, title in (
+        ("bf16", "fp32", "bf16 step speed-up over fp32"),
+        ("fp32", "ref", "our fp32 step over the official-like reference"),
+        ("bf16", "ref", "our bf16 step over the official-like reference"),
+    ):
+        pairs = [(k, by[(*k[:3], den)]) for k in by if k[3] == num and (*k[:3], den) in by]
+        if pairs:
+            print(f"\n{title}:")
+        for k, d in pairs:
+            speed = by[k]["samples_per_s"] / d["samples_per_s"]
+            print(f"  {k[0]:6} {k[1]:13} batch {k[2]:3d}: x{speed:.2f}")
 
 
 def _print_breakdowns(rows: list[dict]) -> None:

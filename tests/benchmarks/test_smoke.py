@@ -62,18 +62,21 @@ def test_bench_model_compares_precisions_and_profiles(tmp_path):
     text = _run(
         "bench_model.py", "--sizes", "tiny", "--datasets", "treesatai_ts", "--steps", "1",
         "--threads", "1", "--batch", "2", "--precision", "fp32", "bf16", "--profile",
-        "--attention-tokens", "16", "--json", str(out),
+        "--reference", "--attention-tokens", "16", "--json", str(out),
     )  # fmt: skip
     report = json.loads(out.read_text())
     rows = {r["precision"]: r for r in report["rows"]}
-    assert set(rows) == {"fp32", "bf16"} and all(r["batch"] == 2 for r in rows.values())
+    assert set(rows) == {"fp32", "bf16", "ref"} and all(r["batch"] == 2 for r in rows.values())
     assert all(len(v) == 6 and min(v) > 0 for v in report["matmul_peaks"].values())
-    for r in rows.values():
+    assert rows["ref"]["attention_flops_per_step"] == 0  # explicit: torch counts its bmm
+    assert rows["ref"]["flops_per_step"] == pytest.approx(rows["fp32"]["flops_per_step"], 0.01)
+    for r in (rows["fp32"], rows["bf16"]):
         assert 0 < r["attention_flops_per_step"] < r["flops_per_step"]  # counted analytically
         assert sum(r["breakdown"].values()) == pytest.approx(1.0)
         assert r["breakdown"]["matmul"] > 0
     assert rows["bf16"]["flops_per_step"] == rows["fp32"]["flops_per_step"]  # same work
     assert re.search(r"tiny\s+treesatai_ts\s+batch\s+2: x\d+\.\d\d", text)  # bf16 / fp32
+    assert "our fp32 step over the official-like reference" in text
 
 
 @pytest.mark.slow
