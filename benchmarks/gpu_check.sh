@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check of issue 13, as one short script (benchmarks/README.md records its figures):
-#   1. pretraining step throughput at Base size, bf16 and fp32 (fused SDPA), achieved FLOP/s
+#   1. pretraining step throughput at Base size, bf16 and fp32 (fused SDPA) and a reference
+#      built like the official model (explicit attention, per-tensor AdamW, fp16), achieved FLOP/s
 #      against the bf16 matmul peak measured in the same run and the device's nominal peak;
 #   2. bf16 against fp32 pretraining losses over the same steps on a demo store;
 #   3. a 2-process data-parallel smoke test: NCCL on 2 GPUs, else gloo on the CPU (one GPU
@@ -29,7 +30,7 @@ fi
 echo "== 1. step throughput ($SIZE, batch $BATCH, bf16 and fp32)"
 # shellcheck disable=SC2086
 "$PY" benchmarks/bench_model.py --device "$DEVICE" --sizes "$SIZE" \
-    --datasets treesatai_ts pastis_hd --batch $BATCH --precision bf16 fp32 --steps "$STEPS" \
+    --datasets treesatai_ts pastis_hd --batch $BATCH --precision bf16 fp32 --reference --steps "$STEPS" \
     --attention-tokens 1024 --json "$OUT/bench_model.json" | tee "$OUT/bench_model.txt"
 "$PY" - "$OUT/bench_model.json" <<'EOF'
 import json, sys
