@@ -142,6 +142,7 @@ def bench_one(
     device: str,
     precision: str = "fp32",
     profile: bool = False,
+    compile: bool = False,
 ) -> dict:
     """Time pretraining steps (forward, backward, AdamW) of one configuration.
 
@@ -163,6 +164,8 @@ def bench_one(
     model = build_mae(model_config(job), ds).to(rt.device)
     data = synthetic_batch(ds, batch, rt.device)
     attention = AttentionFlops(model)
+    if compile:  # as runtime.compile: every Transformer, dynamic shapes
+        model.compile_blocks()
     autocast, scaler = rt.autocast, None
     if reference:
         layers.attention = explicit_attention  # what Attention.forward calls
@@ -186,7 +189,9 @@ def bench_one(
             scaler.step(opt)
             scaler.update()
 
-    step()  # warm-up (allocations, kernels)
+    t0 = time.perf_counter()
+    step()  # warm-up (allocations, kernels; compilation with --compile)
+    first_step_s = time.perf_counter() - t0
     attention.counting = not reference  # explicit attention: its bmm are counted by torch
     with FlopCounterMode(display=False) as counter:
         step()
@@ -211,6 +216,8 @@ def bench_one(
         "batch": batch,
         "precision": "ref" if reference else rt.precision,
         "step_s": dt,
+        "first_step_s": first_step_s,
+        "compiled": compile,
         "samples_per_s": batch / dt,
         "tokens_per_s": batch * tokens / dt,
         "tokens_per_sample": tokens,
@@ -268,7 +275,9 @@ def _child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     size, ds, batch, precision = args.one
-    row = bench_one(size, ds, int(batch), args.steps, args.device, precision, args.profile)
+    row = bench_one(
+        size, ds, int(batch), args.steps, args.device, precision, args.profile, args.compile
+    )
     print(json.dumps(row))
 
 
@@ -293,6 +302,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", choices=sorted(DTYPES), default=None,
                    help="default: fp32 on CPU, bf16 on CUDA")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="also profile one step of each")
+    p.add_argument("--compile", action="store_true", help="torch.compile the blocks (ours)")
     p.add_argument(
         "--reference",
         action="store_true",
@@ -330,6 +340,7 @@ def main() -> None:
                            "--steps", str(args.steps), "--device", args.device]  # fmt: skip
                     cmd += ["--threads", str(args.threads)] if args.threads else []
                     cmd += ["--profile"] if args.profile else []
+                    cmd += ["--compile"] if args.compile and prec != "ref" else []
                     res = subprocess.run(cmd, capture_output=True, text=True)
                     if res.returncode:
                         raise SystemExit(f"{' '.join(cmd[2:])} failed:\n{res.stderr[-3000:]}")
@@ -402,6 +413,9 @@ def _print_ratios(rows: list[dict]) -> None:
 
 def _print_breakdowns(rows: list[dict]) -> None:
     for r in rows:
+        if r.get("compiled"):
+            print(f"  compiled {r['size']} {r['dataset']} batch {r['batch']} {r['precision']}: "
+                  f"first step {r['first_step_s']:.1f} s (compilation)")  # fmt: skip
         if "breakdown" in r:
             parts = ", ".join(f"{k} {v:.0%}" for k, v in r["breakdown"].items())
             print(
