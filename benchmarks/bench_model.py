@@ -241,8 +241,7 @@ def plain_attention(x: torch.Tensor, attn: torch.nn.Module) -> torch.Tensor:
 
     qkv = attn.to_qkv(attn.norm(x))
     q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=attn.heads)
-    w = torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1)
-    return attn.to_out(rearrange(w @ v, "b h n d -> b n (h d)"))
+    return attn.to_out(rearrange(explicit_attention(q, k, v), "b h n d -> b n (h d)"))
 
 
 def bench_attention(device: str, tokens: int, reps: int) -> dict:

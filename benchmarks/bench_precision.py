@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,21 +88,11 @@ def pretrain(zarr: Path, dataset: str, job: dict, steps: int, precision: str, th
     phase = dataclasses.replace(phase, epochs=epochs, max_steps_per_epoch=math.ceil(steps / epochs))
     rt = make_runtime(device, threads=threads, precision=precision)
     metrics = run_pretrain(zarr, ds, model_config(job), phase, 0, out, rt)
-    history = [
-        {k: float(v) for k, v in row.items()}
-        for row in _read_csv(out / "history.csv")
-    ]  # fmt: skip
+    history = pd.read_csv(out / "history.csv").astype(float).to_dict("records")
     timed = history[1:] or history  # the first epoch includes allocations and warm-up
     step_s = sum(r["time_s"] for r in timed) / (len(timed) * phase.max_steps_per_epoch)
     return {"precision": rt.precision, "steps": metrics["steps"], "history": history,
             "final_loss": metrics["final_loss"], "step_s": step_s}  # fmt: skip
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def main() -> None:
