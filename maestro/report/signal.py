@@ -14,12 +14,13 @@ every date over N date(s)                 finetune of the reference vs a cell th
 linear raw model over MAESTRO fine-tuned  reference/linear vs finetune               reported
 ========================================  =========================================  ========
 
-A margin's value is the difference of the means over seeds; its 95 % interval comes from a
-paired hierarchical bootstrap: a draw picks a seed of each side and one bootstrap replicate
-index, the same for both sides. Every job resampled the same test items with the same seed
-(:func:`maestro.train.metrics.bootstrap`, same items in the same order), so replicate ``r``
-of one run and replicate ``r`` of another are computed on the same resample: the interval
-is that of the difference on shared items, much tighter than two separate intervals.
+A margin's value is the difference of the means over seeds; its 95 % interval is that of the
+same difference, from a paired hierarchical bootstrap (:mod:`maestro.report.resample`): a draw
+resamples the seeds of each side with replacement and picks one bootstrap replicate index,
+the same for every seed of both sides. Every job resampled the same test items with the same
+seed (:func:`maestro.train.metrics.bootstrap`, same items in the same order), so replicate
+``r`` of one run and replicate ``r`` of another are computed on the same resample: the
+interval is that of the difference on shared items, much tighter than two separate intervals.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from maestro.report.html import write_markdown
+from maestro.report.resample import seed_mean_draws, stack_replicates
 from maestro.utils.atomic import write_json
 
 DRAWS = 4000
@@ -90,16 +92,11 @@ def paired_margin(a: Run, b: Run, draws: int = DRAWS) -> tuple[float, float, flo
     """``mean(a) - mean(b)`` and its paired hierarchical 95 % interval (module docstring)."""
     if a.items != b.items:
         raise ValueError(f"{a.label} and {b.label} were tested on {a.items} vs {b.items} items")
-    n_rep = min(min(len(r) for r in a.replicates), min(len(r) for r in b.replicates))
+    ra, rb = stack_replicates(a.replicates), stack_replicates(b.replicates)
+    n_rep = min(ra.shape[1], rb.shape[1])
     rng = np.random.default_rng(0)
-    ia = rng.integers(0, len(a.replicates), draws)
-    ib = rng.integers(0, len(b.replicates), draws)
-    r = rng.integers(0, n_rep, draws)
-    ra, rb = (
-        np.stack([x[:n_rep] for x in a.replicates]),
-        np.stack([x[:n_rep] for x in b.replicates]),
-    )
-    diff = ra[ia, r] - rb[ib, r]
+    r = rng.integers(0, n_rep, draws)  # one item resample per draw, shared by both sides
+    diff = seed_mean_draws(ra, r, rng) - seed_mean_draws(rb, r, rng)
     lo, hi = np.percentile(diff, [2.5, 97.5])
     return float(np.mean(a.values) - np.mean(b.values)), float(lo), float(hi)
 

@@ -7,9 +7,11 @@
 - One table per ablation axis (target normalization, spectral fusion, fusion mode): the
   reference cell and every cell that differs from it on that axis only.
 
-A table cell is the test metric in %, mean ± std over seeds, and a 95 % interval from a
-hierarchical bootstrap: resample a seed, then one of the bootstrap replicates that seed's job
-stored (which resampled the test items). Every table is written as Markdown, CSV and LaTeX.
+A table cell is the test metric in %, mean ± std over seeds, and the 95 % interval of that
+mean from a hierarchical bootstrap (:mod:`maestro.report.resample`): a draw resamples the
+seeds with replacement and picks one of the bootstrap replicates their jobs stored (which
+resampled the same test items), the same replicate for every seed.
+Every table is written as Markdown, CSV and LaTeX.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 
 from maestro.report import paper
 from maestro.report.html import write_markdown
+from maestro.report.resample import seed_mean_draws, stack_replicates
 from maestro.utils.atomic import write_text
 
 METRIC_NAMES = {"weighted_f1": "wF1", "miou": "mIoU"}
@@ -111,14 +114,14 @@ def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
 def hierarchical_ci(
     replicates: Sequence[np.ndarray], draws: int = HIERARCHICAL_DRAWS
 ) -> tuple[float, float]:
-    """95 % interval over seeds then items: each draw picks a seed, then one of its replicates."""
+    """95 % interval of the mean over seeds: resample the seeds, then one shared replicate."""
     reps = [r for r in replicates if len(r)]
     if not reps:
         return float("nan"), float("nan")
+    stack = stack_replicates(reps)  # (seeds, R)
     rng = np.random.default_rng(0)
-    seeds = rng.integers(0, len(reps), size=draws)
-    values = np.array([reps[s][rng.integers(0, len(reps[s]))] for s in seeds])
-    lo, hi = np.percentile(values, [2.5, 97.5])
+    r = rng.integers(0, stack.shape[1], size=draws)
+    lo, hi = np.percentile(seed_mean_draws(stack, r, rng), [2.5, 97.5])
     return float(lo), float(hi)
 
 
