@@ -175,19 +175,27 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 @torch.no_grad()
 def encoder_features(
-    model: MAESTRO, ds, store: str, split: str, kind: str, pool: str = "modality"
+    model: MAESTRO,
+    ds,
+    store: str,
+    split: str,
+    kind: str,
+    pool: str = "modality",
+    inputs: tuple[str, ...] | None = None,
 ) -> SplitFeatures:
     """Frozen features of a split, concatenated over modalities.
 
     ``pool="modality"``: one mean vector per modality (over groups, dates and locations);
     ``pool="date"``: one per (modality, group, date). Classification averages the locations;
     segmentation keeps them (resampled to the reference grid, then to the label grid).
+    ``inputs``: the modalities whose features are kept (the encoder still sees every input).
     """
     model.eval()
     data = MaestroDataset(store, ds, (split,), train=False)
     xs, ys = [], []
     for b in torch.utils.data.DataLoader(data, batch_size=16, shuffle=False):
         feats = model.encode(b)  # {m: [B, G, T, L, D]}
+        feats = {m: f for m, f in feats.items() if inputs is None or m in inputs}
         if kind == "multilabel":
             dims = (1, 2, 3) if pool == "modality" else (3,)
             xs.append(torch.cat([f.mean(dims).flatten(1) for f in feats.values()], 1).numpy())
@@ -211,12 +219,13 @@ def cmd_features(args: argparse.Namespace) -> None:
     ds, store = _dataset(args)
     key = ds.task.metric
     trained, _ = load_mae(args.model, ds)
+    inputs = tuple(args.inputs.split(",")) if args.inputs else None
     seed_everything(args.seed)
     random = build_mae(trained.cfg, ds)
     for name, model in (("pretrained", trained), ("random-init", random)):
         model = copy.deepcopy(model)
         splits = {
-            s: encoder_features(model, ds, store, s, ds.task.kind, args.pool)
+            s: encoder_features(model, ds, store, s, ds.task.kind, args.pool, inputs)
             for s in ("train", "val", "test")
         }
         x = splits["test"].x
@@ -353,7 +362,7 @@ def main() -> None:
     p.add_argument("--block", type=int, default=8, help="label px per token side (blocks)")
     p.add_argument("--size", default="tiny", help="model size of the token plans (targets)")
     p.add_argument("--pool", choices=["modality", "date"], default="modality")
-    p.add_argument("--inputs", default=None, help="comma-separated modalities (pretrain)")
+    p.add_argument("--inputs", help="comma-separated modalities (pretrain: inputs; features: kept)")
     p.add_argument("--epochs", type=int, default=None, help="pretraining epochs (pretrain)")
     p.add_argument("--no-structured", action="store_true", help="no modality/location masks")
     p.add_argument("--out", default=None, help="output folder of the pretraining (pretrain)")
