@@ -57,7 +57,7 @@ def test_demo_jobs_carry_the_dataset_phase_and_only_their_store(demo):
     pastis = step_job(demo, "pretrain", dataset="pastis_hd")
     treesat = step_job(demo, "pretrain", dataset="treesatai_ts")
     flair = step_job(demo, "pretrain", dataset="flair2")
-    assert [j["phase"]["epochs"] for j in (pastis, treesat, flair)] == [100, 60, 30]  # by_dataset
+    assert [j["phase"]["epochs"] for j in (pastis, treesat, flair)] == [100, 60, 500]  # by_dataset
     assert "by_dataset" not in pastis["phase"]
     assert list(pastis["overrides"]) == ["pastis_hd"] and list(treesat["overrides"]) == [
         "treesatai_ts"
