@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -30,9 +31,24 @@ class Patchify(nn.Module):
             x.split(self.group_sizes, dim=2), self.proj, self.norm, strict=True
         ):
             img = rearrange(part, "b t c h w -> (b t) c h w")
-            tok = norm(proj(img))  # [B*T, D, h, w]
+            tok = norm(self._project(img, proj))  # [B*T, D, h, w]
             out.append(rearrange(tok, "(b t) d h w -> b t (h w) d", b=b))
         return torch.stack(out, dim=1)
+
+    def _project(self, img: torch.Tensor, proj: nn.Conv2d) -> torch.Tensor:
+        """``(N, c, H, W) -> (N, D, H / p, W / p)``: the patch convolution.
+
+        Under CPU bf16 autocast it is computed as one matmul over flattened patches, the same
+        function with the same weights: oneDNN's bf16 convolution backward is slow on CPU
+        (TreeSatAI-TS aerial, 8 x 4 x 300 x 300, p = 20: ~37 ms as a convolution, ~8 ms as a
+        matmul; benchmarks/README.md). fp32 keeps the convolution (bit-reproducible runs).
+        """
+        p, (h, w) = self.patch, img.shape[-2:]
+        if img.device.type != "cpu" or not torch.is_autocast_enabled("cpu") or h % p or w % p:
+            return proj(img)
+        flat = rearrange(img, "n c (h p) (w q) -> n h w (c p q)", p=p, q=p)  # Conv2d's order
+        tok = F.linear(flat, proj.weight.flatten(1), proj.bias)  # [N, h, w, D]
+        return rearrange(tok, "n h w d -> n d h w")
 
 
 class Pixelify(nn.Module):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from maestro.train import distributed
 from maestro.train.distributed import Dist
+from maestro.utils.cpu import CPU_BF16_FLAGS, cpu_has_bf16
 
 log = logging.getLogger(__name__)
 
@@ -24,28 +23,6 @@ log = logging.getLogger(__name__)
 #: instructions (every CUDA GPU torch supports bf16 on; CPUs with AVX512-BF16 or AMX-BF16),
 #: else fp32. Unset: bf16 on CUDA, fp32 on CPU.
 PRECISIONS = ("auto", "fp32", "bf16")
-#: CPU feature flags (``/proc/cpuinfo``) of native bf16 matrix arithmetic.
-CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512 / AMX; Arm BF16
-
-
-def bf16_flags(cpuinfo: str) -> bool:
-    """Whether ``/proc/cpuinfo`` text lists a native bf16 matrix instruction set."""
-    flags = set(cpuinfo.split())
-    return any(f in flags for f in CPU_BF16_FLAGS)
-
-
-@functools.cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 matmuls natively (AVX512-BF16 or AMX-BF16).
-
-    Reads the Linux feature flags; elsewhere asks oneDNN (``mkldnn``), which may also report
-    bf16 on CPUs that only emulate it.
-    """
-    try:
-        return bf16_flags(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        mkldnn = torch.backends.mkldnn.is_available()
-        return bool(mkldnn and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> str:

@@ -13,7 +13,8 @@ from maestro.train import checkpoint, runtime
 from maestro.train.build import build_mae
 from maestro.train.downstream import run_downstream
 from maestro.train.pretrain import run_pretrain
-from maestro.train.runtime import bf16_flags, make_runtime, resolve_precision
+from maestro.train.runtime import make_runtime, resolve_precision
+from maestro.utils.cpu import amx_flags, bf16_flags
 
 from .conftest import job
 
@@ -43,6 +44,8 @@ def test_cpu_flags_are_read_as_whole_words():
     assert bf16_flags("flags : fpu avx512f avx512_bf16 avx512_vnni")
     assert bf16_flags("flags : fpu amx_tile amx_bf16")
     assert not bf16_flags("flags : fpu avx512f avx512_vnni avx512_fp16")
+    assert amx_flags("flags : fpu amx_tile amx_bf16 amx_int8")
+    assert not amx_flags("flags : fpu avx512_bf16 amx_tile")  # AVX512-BF16 alone: no AMX
 
 
 def test_the_job_schema_takes_the_precisions_and_refuses_others():
