@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -115,11 +113,29 @@ def test_probe_finetune_scratch(small_stores, catalog_small, tmp_path, dataset):
     assert again["test"] == scratch["test"] and again["val"] == scratch["val"]  # same seed
 
 
-def _cli(command: str, store, out, epochs: int):
+# A SIGKILL right after the epoch-1 checkpoint is written, from inside the child: a kill from the
+# test that polls for the checkpoint races a run whose epochs take milliseconds (CI lost it).
+_KILLED_AFTER_EPOCH_1 = """
+import os, signal, sys
+from maestro import cli
+from maestro.train import loop
+save = loop.Resume.save
+def save_then_die(self, payload):
+    save(self, payload)
+    if payload["epoch"] >= 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+loop.Resume.save = save_then_die
+sys.argv[0] = "maestro"
+sys.exit(cli.main())
+"""
+
+
+def _cli(command: str, store, out, epochs: int, killed: bool = False):
     j = job({"epochs": epochs, "batch_size": 2, "base_lr": 1e-3, "patience": 10})
     extra = ["--mode", "scratch"] if command == "downstream" else []
+    entry = ["-c", _KILLED_AFTER_EPOCH_1] if killed else ["-m", "maestro.cli"]
     cmd = [
-        sys.executable, "-m", "maestro.cli", command, *extra, "--dataset", "treesatai_ts",
+        sys.executable, *entry, command, *extra, "--dataset", "treesatai_ts",
         "--store-path", str(store), "--out-dir", str(out), "--seed", "0", "--device", "cpu",
         "--threads", "1", "--job", json.dumps(j),
     ]  # fmt: skip
@@ -132,16 +148,10 @@ def test_killed_run_resumes_to_the_same_result(small_stores, tmp_path, command):
     epochs = 4
     assert _cli(command, store, tmp_path / "full", epochs).wait(timeout=300) == 0
 
-    proc = _cli(command, store, tmp_path / "killed", epochs)
-    last = tmp_path / "killed" / ".work" / "last.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if last.exists() and checkpoint.load(last)["epoch"] >= 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc = _cli(command, store, tmp_path / "killed", epochs, killed=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    assert checkpoint.load(tmp_path / "killed" / ".work" / "last.pt")["epoch"] == 1
     assert not (tmp_path / "killed" / "model.pt").exists()
     assert len(pd.read_csv(tmp_path / "killed" / "history.csv")) >= 1  # written every epoch
 
