@@ -47,4 +47,6 @@ def prepare(x: np.ndarray, spec: ModalitySpec, fill_nonfinite: bool = True) -> n
     x = to_model_bands(apply_transform(scale(x, spec), spec), spec)
     if not fill_nonfinite:
         return x
+    if np.isfinite(x).all():  # the usual case: one pass instead of nan_to_num's five
+        return x
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
