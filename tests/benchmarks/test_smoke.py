@@ -100,3 +100,33 @@ def test_bench_precision_and_the_gpu_check_run_on_cpu(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "DDP: 2 ranks (gloo" in res.stdout and "gpu_check: done" in res.stdout
     assert (tmp_path / "gpu" / "bench_model.json").is_file()
+
+
+def test_bench_step_parts_accounts_for_the_step(tmp_path):
+    out = tmp_path / "parts.json"
+    text = _run(
+        "bench_step_parts.py", "--size", "tiny", "--batch", "2", "--steps", "1",
+        "--threads", "1", "--top", "5", "--json", str(out),
+    )  # fmt: skip
+    r = json.loads(out.read_text())
+    parts = r["parts_s"]
+    # the parts (with the untracked remainder) add up to the instrumented step
+    assert sum(parts.values()) == pytest.approx(r["instrumented_step_s"], rel=1e-6)
+    assert parts["matmul"] > 0 and parts["optimizer"] > 0 and parts["attention"] > 0
+    # bf16 autocast casts the weights forward and their gradients back
+    assert parts["weight casts (forward)"] > 0 and parts["weight casts (gradients)"] > 0
+    assert r["matmul_efficiency"] > 0 and len(r["matmul_peak_flops"]) == 3
+    assert 0 < len(r["shapes"]) <= 5
+    assert all(s["gflops"] > 0 and s["calls_per_step"] >= 1 for s in r["shapes"])
+    assert "| matmul |" in text and "of the peak" in text and len(r["ops"]) == 5
+
+
+def test_matmul_flops_counts_each_op_form(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import torch
+    from bench_step_parts import matmul_flops
+
+    a, b = torch.empty(3, 4), torch.empty(4, 5)
+    assert matmul_flops("mm", (a, b)) == (2 * 3 * 4 * 5, "3x4 @ 4x5")
+    assert matmul_flops("addmm", (torch.empty(5), a, b))[0] == 2 * 3 * 4 * 5
+    assert matmul_flops("bmm", (torch.empty(2, 3, 4), torch.empty(2, 4, 5)))[0] == 2 * 2 * 60
