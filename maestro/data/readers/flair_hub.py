@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -165,6 +166,53 @@ class _DateTable:
 
 
 # --- rasters ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Footprint:
+    """Where a GeoTIFF lies: its path, ``(minx, miny, maxx, maxy)`` bounds and CRS."""
+
+    path: Path
+    bounds: tuple[float, float, float, float]
+    crs: CRS | None
+
+
+def check_footprints(
+    ref: tuple[Footprint, float], others: list[tuple[Footprint, float]], tile_m: float
+) -> None:
+    """Every file of a patch covers the reference's ``tile_m`` footprint in its CRS.
+
+    ``ref`` and ``others``: each file with its pixel size in metres. FLAIR-HUB gives every
+    modality of a patch the same 102.4 m footprint (EPSG:2154); a file that lies elsewhere (a
+    neighbouring patch's tile filed under this id) or spans another extent (a resolution other
+    than the declared one at the expected pixel count) would otherwise be read silently. Tolerance:
+    half a pixel of the file's own resolution (decision D18).
+    """
+    ref_fp = ref[0]
+    for fp, res in [ref, *others]:
+        tol = 0.5 * res
+        extent = (fp.bounds[2] - fp.bounds[0], fp.bounds[3] - fp.bounds[1])
+        check(
+            all(abs(e - tile_m) <= tol for e in extent),
+            fp.path,
+            f"a footprint of {tile_m} x {tile_m} m ({res} m pixels)",
+            f"{extent[0]:.6g} x {extent[1]:.6g} m",
+        )
+        if fp is ref_fp:
+            continue
+        check(
+            fp.crs == ref_fp.crs, fp.path, f"the CRS of {ref_fp.path.name} ({ref_fp.crs})", fp.crs
+        )
+        check(
+            max(abs(a - b) for a, b in zip(fp.bounds, ref_fp.bounds, strict=True)) <= tol,
+            fp.path,
+            f"the footprint of {ref_fp.path.name} {_fmt(ref_fp.bounds)} (within {tol:.6g} m)",
+            _fmt(fp.bounds),
+        )
+
+
+def _fmt(bounds: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.2f}" for v in bounds) + ")"
+
+
 def _read_tif(
     path: Path,
     bands: int,
@@ -172,10 +220,11 @@ def _read_tif(
     dtype: str,
     crs: str | None = None,
     why: str = "",
-) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+) -> tuple[np.ndarray, Footprint]:
     """Read all bands of a GeoTIFF as ``(bands, H, W)`` after checking its profile.
 
     ``why`` explains the expected band count in the error (e.g. the date table it came from).
+    Returns the values and the file's footprint (bounds and CRS), for :func:`check_footprints`.
     """
     if not path.is_file():
         raise RawFormatError(path, "a GeoTIFF", "no such file")
@@ -196,7 +245,7 @@ def _read_tif(
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
-    return to_storage(data, dtype, path), bounds  # type: ignore[return-value]
+    return to_storage(data, dtype, path), Footprint(path, bounds, found_crs)  # type: ignore[arg-type]
 
 
 class Reader:
@@ -273,7 +322,8 @@ class Reader:
         rasters: dict[str, np.ndarray] = {}
         dates: dict[str, np.ndarray] = {}
         invalid: dict[str, np.ndarray] = {}
-        bounds = None
+        ref_fp: tuple[Footprint, float] | None = None
+        footprints: list[tuple[Footprint, float]] = []
         for spec in self.store.modalities:
             token = FOLDER_TOKENS[spec.name]
             px = spec.pixels(self.store.tile_m)
@@ -285,15 +335,20 @@ class Reader:
             t, c = len(dates[spec.name]), len(spec.bands)
             crs = self.store.crs if token == self._ref_token else None
             why = self._why(spec.name, t, c) if spec.temporal else ""
-            flat, tif_bounds = _read_tif(
-                self._path(pid, token), t * c, (px, px), spec.dtype, crs, why
-            )
+            flat, fp = _read_tif(self._path(pid, token), t * c, (px, px), spec.dtype, crs, why)
             rasters[spec.name] = rearrange(flat, "(t c) h w -> t c h w", t=t)
             if token == self._ref_token:
-                bounds = tif_bounds
+                ref_fp = (fp, spec.resolution_m)
+            else:
+                footprints.append((fp, spec.resolution_m))
             if spec.has_mask:
-                invalid[spec.name] = self._read_mask(pid, spec, t, px)
-        label = self._read_label(pid)
+                invalid[spec.name], mask_fp = self._read_mask(pid, spec, t, px)
+                footprints.append((mask_fp, spec.resolution_m))
+        label, label_fp = self._read_label(pid)
+        grid = self.store.modality(self.store.label.grid_modality or "aerial")
+        footprints.append((label_fp, grid.resolution_m))
+        if ref_fp is not None:
+            check_footprints(ref_fp, footprints, self.store.tile_m)
         return RawSample(
             sample_id=pid,
             rasters=rasters,
@@ -301,26 +356,28 @@ class Reader:
             invalid=invalid,
             label=label,
             ref_date=ref_date[0],
-            bounds=bounds,
+            bounds=ref_fp[0].bounds if ref_fp is not None else None,
         )
 
     def _why(self, name: str, t: int, c: int) -> str:
         return f" ({t} dates in {self._series[name].path.name} x {c} channels)"
 
-    def _read_mask(self, pid: str, spec: ModalitySpec, t: int, px: int) -> np.ndarray:
+    def _read_mask(
+        self, pid: str, spec: ModalitySpec, t: int, px: int
+    ) -> tuple[np.ndarray, Footprint]:
         """``(T, H, W)`` bool: any mask channel (snow, cloud probability) above 0."""
         token = FOLDER_TOKENS[f"{spec.name}_mask"]
         why = self._why(spec.name, t, len(MASK_CHANNELS))
-        flat, _ = _read_tif(
+        flat, fp = _read_tif(
             self._path(pid, token), len(MASK_CHANNELS) * t, (px, px), "uint8", None, why
         )
-        return rearrange(flat, "(t c) h w -> t c h w", t=t).max(axis=1) > 0
+        return rearrange(flat, "(t c) h w -> t c h w", t=t).max(axis=1) > 0, fp
 
-    def _read_label(self, pid: str) -> np.ndarray:
+    def _read_label(self, pid: str) -> tuple[np.ndarray, Footprint]:
         """``(H, W)`` raw CoSIA values on the grid modality's pixels."""
         grid = self.store.modality(self.store.label.grid_modality or "aerial")
         px = grid.pixels(self.store.tile_m)
-        flat, _ = _read_tif(
+        flat, fp = _read_tif(
             self._path(pid, FOLDER_TOKENS["label"]), 1, (px, px), self.store.label.dtype
         )
-        return flat[0]
+        return flat[0], fp

@@ -226,3 +226,59 @@ def test_missing_split_csv_and_bad_patch_id(copy: Path) -> None:
     with pytest.raises(RawFormatError, match="<ROI>") as err:
         Reader(STORE, copy)
     assert err.value.path == str(copy / "val_flair2.csv")
+
+
+def _move_tif(path: Path, **changes: object) -> None:
+    """Rewrite a GeoTIFF with the same values and a changed transform or CRS."""
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read()
+    profile.update(changes)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+
+
+def test_a_tile_of_another_patch_is_named(copy: Path) -> None:
+    """A label (or S2 series) filed under this id but lying one patch east is not read."""
+    reader = Reader(STORE, copy)
+    ref = reader.index()[0]
+    for token in ("AERIAL_LABEL-COSIA", "SENTINEL2_TS", "SENTINEL2_MSK-SC"):
+        path = copy / patch_path(ref.sample_id, token)
+        with rasterio.open(path) as src:
+            t = src.transform
+        _move_tif(path, transform=rasterio.Affine(t.a, t.b, t.c + STORE.tile_m, t.d, t.e, t.f))
+        with pytest.raises(
+            RawFormatError, match=r"the footprint of .*AERIAL_RGBI.*\(within"
+        ) as err:
+            reader.read(ref)
+        assert err.value.path == str(path)
+        _move_tif(path, transform=t)  # back in place: the next file is the one named
+    assert reader.read(ref).bounds is not None
+
+
+def test_a_tile_in_another_crs_or_resolution_is_named(copy: Path) -> None:
+    reader = Reader(STORE, copy)
+    ref = reader.index()[0]
+    dem = copy / patch_path(ref.sample_id, "DEM_ELEV")
+    _move_tif(dem, crs="EPSG:32631")
+    with pytest.raises(RawFormatError, match=r"expected the CRS of .*found EPSG:32631") as err:
+        reader.read(ref)
+    assert err.value.path == str(dem)
+    # the aerial image at 0.2 m instead of the declared 0.8 m, same pixel count: 25.6 m wide
+    aerial = copy / patch_path(ref.sample_id, "AERIAL_RGBI")
+    with rasterio.open(aerial) as src:
+        t = src.transform
+    _move_tif(aerial, transform=rasterio.Affine(t.a / 4, t.b, t.c, t.d, t.e / 4, t.f))
+    with pytest.raises(RawFormatError, match=r"footprint of 102.4 x 102.4 m.*found 25.6 x 25.6"):
+        reader.read(ref)
+
+
+def test_check_footprints_tolerates_half_a_pixel(tmp_path: Path) -> None:
+    from maestro.data.readers.flair_hub import Footprint, check_footprints
+
+    crs = rasterio.crs.CRS.from_epsg(2154)
+    ref = (Footprint(tmp_path / "a.tif", (0.0, 0.0, 102.4, 102.4), crs), 0.2)
+    near = Footprint(tmp_path / "s2.tif", (5.0, -5.0, 107.4, 97.4), crs)  # < 5.12 m off
+    check_footprints(ref, [(near, 10.24)], 102.4)
+    far = Footprint(tmp_path / "s2.tif", (5.2, 0.0, 107.6, 102.4), crs)
+    with pytest.raises(RawFormatError, match=r"within 5.12 m"):
+        check_footprints(ref, [(far, 10.24)], 102.4)
