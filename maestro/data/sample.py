@@ -58,6 +58,32 @@ class RawSample:
     crs: str | None = None
 
 
+def in_time_order(sample: RawSample) -> RawSample:
+    """Each series sorted by date, in place (stable: same-day acquisitions keep file order).
+
+    The temporal aggregation (``maestro.data.temporal``) splits a series into chunks in the
+    order it is stored, as upstream does in file order; the published files list their
+    acquisitions chronologically, but a file that does not would mix seasons in every chunk
+    without any error. Rasters, dates and invalid masks move together (decision D19).
+
+    Returns:
+        ``sample``, reordered where a series was not in time order.
+    """
+    for name, d in sample.dates.items():
+        d = np.asarray(d)
+        if d.ndim != 2 or len(d) < 2:
+            continue
+        key = d[:, 0].astype(np.int64) * 100_000 + d[:, 1].astype(np.int64) * 100 + d[:, 2]
+        if np.all(key[1:] >= key[:-1]):
+            continue
+        order = np.argsort(key, kind="stable")
+        sample.dates[name] = d[order]
+        sample.rasters[name] = np.asarray(sample.rasters[name])[order]
+        if name in sample.invalid:
+            sample.invalid[name] = np.asarray(sample.invalid[name])[order]
+    return sample
+
+
 class RawReader(Protocol):
     """Reads one raw distribution in its published on-disk layout (see each reader module)."""
 

@@ -35,7 +35,7 @@ import numpy as np
 import zarr
 
 from maestro.data.errors import RawFormatError
-from maestro.data.sample import RawReader, SampleRef
+from maestro.data.sample import RawReader, SampleRef, in_time_order
 from maestro.data.transforms import scale
 from maestro.datasets.spec import StoreSpec
 from maestro.store.shard_io import ShardedArray
@@ -185,6 +185,7 @@ def convert_shard(job: ShardJob, k: int) -> None:
     for j, ref in enumerate(refs):
         sample = job.reader.read(ref)
         validate_sample(sample, ref, spec, Path(job.reader.root))
+        sample = in_time_order(sample)
         _put(buffers, j, "sample_id", encode_ids([ref.sample_id], job.id_width)[0])
         _put(buffers, j, "ref_date", np.asarray(sample.ref_date, np.int16))
         if sample.bounds is not None:

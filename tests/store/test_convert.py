@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from maestro.data.errors import RawFormatError
+from maestro.data.sample import RawSample, SampleRef
 from maestro.store.convert import RunningStats, convert
 from maestro.store.zarr_store import Store, store_hash
 from tests.data.fakes import FakeReader, small_store
@@ -183,3 +184,48 @@ def test_refuses_to_replace_the_input_or_a_foreign_directory(tmp_path: Path) -> 
     again = FakeReader(small_store("pastis_hd"), 2, 1, 1, seed=1)
     convert(again, tmp_path / "x.zarr", shard_samples=2)
     assert Store(tmp_path / "x.zarr").n_samples == 4
+
+
+class _ReversedReader(FakeReader):
+    """The fake distribution with every time series listed newest first."""
+
+    def make(self, k: int, ref: SampleRef) -> RawSample:
+        sample = super().make(k, ref)
+        for name in list(sample.dates):
+            if len(sample.dates[name]) > 1:
+                sample.dates[name] = sample.dates[name][::-1]
+                sample.rasters[name] = sample.rasters[name][::-1]
+                if name in sample.invalid:
+                    sample.invalid[name] = sample.invalid[name][::-1]
+        return sample
+
+
+def test_series_are_stored_in_time_order(tmp_path: Path) -> None:
+    """A file listing acquisitions newest first gives the store of the chronological one
+    (the temporal chunks assume time order), masks and values moving with their dates."""
+    spec = small_store("flair_hub")
+    ordered = convert(FakeReader(spec, 3, 1, 1, tlim=(3, 6)), tmp_path / "a.zarr", 2)
+    reversed_ = convert(_ReversedReader(spec, 3, 1, 1, tlim=(3, 6)), tmp_path / "b.zarr", 2)
+    assert reversed_["content_hash"] == ordered["content_hash"]
+    store = Store(tmp_path / "b.zarr")
+    for i in range(store.n_samples):
+        t = store.ndates(i, "s2")
+        days = store.group["s2/dates"][i, :t, 1]
+        assert t >= 3 and np.all(np.diff(days) > 0)
+
+
+def test_in_time_order_is_stable_and_leaves_sorted_series_alone() -> None:
+    from maestro.data.sample import in_time_order
+
+    dates = np.array([[2020, 50, 0], [2019, 300, 0], [2020, 50, 0], [2020, 10, 0]], np.int16)
+    x = np.arange(4)[:, None, None, None] * np.ones((4, 2, 3, 3))
+    inv = np.zeros((4, 3, 3), bool)
+    inv[2] = True  # the second of the two same-day acquisitions
+    s = RawSample("a", {"s2": x, "aerial": x[:1]}, {"s2": dates, "aerial": dates[:1]},
+                  {"s2": inv}, None, dates[0])  # fmt: skip
+    out = in_time_order(s)
+    assert out.dates["s2"][:, 1].tolist() == [300, 10, 50, 50]
+    assert out.rasters["s2"][:, 0, 0, 0].tolist() == [1, 3, 0, 2]  # same day: file order
+    assert out.invalid["s2"][:, 0, 0].tolist() == [False, False, False, True]
+    kept = out.rasters["s2"]
+    assert in_time_order(out).rasters["s2"] is kept  # already in order: untouched
