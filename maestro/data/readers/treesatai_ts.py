@@ -43,6 +43,19 @@ ID_COLUMNS = ("aerial_name", "sen_name", "aerial_date")
 FRACTION_SUM_TOL = 1e-3
 
 
+def same_tile(aerial_name: str, sen_name: str) -> bool:
+    """Whether ``sen_name`` is the time series of the tile ``aerial_name``.
+
+    The distribution names a tile's series after its aerial image and the series' year
+    (``Betula_spec._1_15679_WEFL_NLF.tif`` -> ``Betula_spec._1_15679_WEFL_NLF_2019.h5``); a
+    split CSV row that pairs one tile's image with another's series would otherwise be
+    converted as one sample.
+    """
+    stem, sen = Path(aerial_name).stem, Path(sen_name)
+    head, _, year = sen.stem.rpartition("_")
+    return sen.suffix == ".h5" and head == stem and len(year) == 4 and year.isdigit()
+
+
 @dataclass(frozen=True)
 class _Row:
     sample_id: str
@@ -170,6 +183,12 @@ class Reader:
             )
             aerial_path = self.root / "aerial" / cells[0].strip()
             sen_path = self.root / "sentinel-ts" / cells[1].strip()
+            check(
+                same_tile(aerial_path.name, sen_path.name),
+                path,
+                f"sen_name {aerial_path.stem}_<YYYY>.h5 on {where} (the series of the aerial tile)",
+                sen_path.name,
+            )
             for f in (aerial_path, sen_path):
                 check(f.is_file(), path, f"an existing file for {where}", f"missing {f}")
             out.append(

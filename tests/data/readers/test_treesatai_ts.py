@@ -248,3 +248,27 @@ def test_split_csv_with_a_byte_order_mark_or_not_utf8(broken: tuple[Reader, Samp
     with pytest.raises(RawFormatError, match="UTF-8 text") as err:
         Reader(_store(), reader.root).index()
     assert err.value.path == str(path) and "0xe9" in err.value.found
+
+
+def test_csv_row_pairing_another_tiles_series_is_named(broken: tuple[Reader, SampleRef]) -> None:
+    """Two rows' sen_name swapped: both files exist, but each image gets the other's series."""
+    reader, _ = broken
+    path = reader.root / "train.csv"
+    with path.open(newline="") as fh:
+        table = list(csv.reader(fh))
+    table[1][1], table[2][1] = table[2][1], table[1][1]
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(table)
+    with pytest.raises(RawFormatError, match=r"sen_name .*_<YYYY>\.h5 on line 2") as info:
+        Reader(_store(), reader.root).index()
+    assert info.value.path == str(path) and table[1][1] in str(info.value)
+
+
+def test_same_tile() -> None:
+    from maestro.data.readers.treesatai_ts import same_tile
+
+    tif = "Betula_spec._1_15679_WEFL_NLF.tif"
+    assert same_tile(tif, "Betula_spec._1_15679_WEFL_NLF_2019.h5")
+    assert not same_tile(tif, "Betula_spec._1_15680_WEFL_NLF_2019.h5")
+    assert not same_tile(tif, "Betula_spec._1_15679_WEFL_NLF.h5")
+    assert not same_tile(tif, "Betula_spec._1_15679_WEFL_NLF_2019.tif")
