@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from maestro.data.temporal import select_dates
-from maestro.data.transforms import prepare
+from maestro.data.transforms import date_choice_bands, missing_as_nan, prepare
 from maestro.datasets.spec import DatasetSpec, StoreSpec
 from maestro.store.zarr_store import Store
 
@@ -237,8 +237,11 @@ class MaestroDataset(Dataset):
             data, when, invalid = self.store.read(
                 tile, m.stored, window=self.window(m.name, offset)
             )
+            data = missing_as_nan(data, m)  # S1 zeros: no measurement (D20)
+            bands = date_choice_bands(m)  # only bands the model reads decide (D21)
+            choice = data if bands is None else data[:, bands]
             try:
-                keep = select_dates(data, invalid, m.num_dates, rng if self.train else None)
+                keep = select_dates(choice, invalid, m.num_dates, rng if self.train else None)
             except ValueError as err:
                 raise ValueError(f"{self.store.path}: sample {tile}, {m.name}: {err}") from err
             x = prepare(data[keep], m)  # (N, C_model, h, w) float32

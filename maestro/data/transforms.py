@@ -10,12 +10,44 @@ from maestro.datasets.spec import ModalitySpec
 RELATIVE_HEIGHT_FACTOR = 30.0
 
 
+def missing_as_nan(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
+    """Stored values that are no measurement, as NaN (``x`` itself when there are none).
+
+    Linear backscatter (a log-scaled modality) is positive; Sentinel-1 GRD products fill
+    no-data and border noise with 0 (the real TreeSatAI-TS patch has zeros in 6 of its
+    ascending and 4 of its descending dates). Upstream clamps them to ``ln(1e-10) / 5 =
+    -4.6``, far below every measured value (-1.9 to -0.1 on that patch); here they are
+    missing like NaN: their acquisition counts as dirty when dates are chosen, statistics
+    skip them, and the model sees 0 (docs/decisions.md D20).
+    """
+    if not spec.scaling.log:
+        return x
+    bad = np.asarray(x) <= 0
+    if not bad.any():
+        return x
+    out = np.array(x, dtype=np.float32)
+    out[bad] = np.nan
+    return out
+
+
+def date_choice_bands(spec: ModalitySpec) -> list[int] | None:
+    """File bands that reach the model, for choosing dates (None: all of them).
+
+    A file band the model never reads (PASTIS S1's VV/VH ratio) must not make an
+    acquisition dirty nor move the medoid-like pick (docs/decisions.md D21).
+    """
+    if spec.transform is not None:  # a transform may read every file band
+        return None
+    used = sorted(set(spec.model_band_index))
+    return None if len(used) == len(spec.bands) else used
+
+
 def scale(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
-    """Cast to float32 and apply the modality's scaling: optional ``ln(max(x, 1e-10))``, then
-    ``/ divisor``."""
+    """Cast to float32 and apply the modality's scaling: optional ``ln(max(x, 1e-10))`` (with
+    ``x <= 0`` missing: NaN, :func:`missing_as_nan`), then ``/ divisor``."""
     x = np.asarray(x, dtype=np.float32)
     if spec.scaling.log:
-        x = np.log(np.maximum(x, np.float32(1e-10)))
+        x = np.log(np.maximum(missing_as_nan(x, spec), np.float32(1e-10)))
     return x / np.float32(spec.scaling.divisor)
 
 

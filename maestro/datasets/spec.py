@@ -28,7 +28,8 @@ SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Scaling:
-    """Load-time value scaling: ``x <- ln(max(x, 1e-10))`` if ``log``, then ``x / divisor``."""
+    """Load-time value scaling: ``x <- ln(max(x, 1e-10))`` if ``log`` (``x <= 0``: missing), then
+    ``x / divisor``."""
 
     divisor: float = 1.0
     log: bool = False

@@ -213,3 +213,73 @@ def test_max_tiles_and_bounds(stores) -> None:
     assert set(int(ds[k]["tile"]) for k in range(len(ds))) == set(ds.tiles.tolist())
     with pytest.raises(IndexError):
         ds[len(ds)]
+
+
+class _EditedReader(FakeReader):
+    """The fake distribution with ``edit(sample)`` applied to every sample."""
+
+    def __init__(self, *args, edit, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.edit = edit
+
+    def make(self, k: int, ref):
+        sample = super().make(k, ref)
+        self.edit(sample)
+        return sample
+
+
+def _items(path: Path, name: str, train: bool) -> list[dict]:
+    spec = small_catalog().dataset(name)
+    ds = MaestroDataset(path, spec, splits=["train", "val", "test"], train=train)
+    return [ds[k] for k in range(len(ds))]
+
+
+def test_a_band_the_model_does_not_read_does_not_choose_dates(tmp_path: Path) -> None:
+    """PASTIS S1 files carry VV, VH and VV/VH; an overflowing ratio (inf) on some dates must
+    leave the chosen dates and the inputs as they are (decision D21)."""
+
+    def ratio_overflow(sample) -> None:
+        for name in ("s1_asc", "s1_des"):
+            x = sample.rasters[name].copy()
+            x[::2, 2, 0, 0] = np.inf  # every other date
+            sample.rasters[name] = x
+
+    spec = small_store("pastis_hd")
+    paths = {}
+    for tag, edit in (("plain", lambda s: None), ("inf", ratio_overflow)):
+        paths[tag] = tmp_path / f"{tag}.zarr"
+        reader = _EditedReader(spec, 3, 1, 1, tlim=(5, 8), edit=edit)
+        convert(reader, paths[tag], shard_samples=4)
+    for train in (False, True):
+        a, b = _items(paths["plain"], "pastis_hd", train), _items(paths["inf"], "pastis_hd", train)
+        for x, y in zip(a, b, strict=True):
+            for key in ("s1_asc", "s1_des"):
+                assert torch.equal(x["dates"][key], y["dates"][key])
+                assert torch.equal(x["inputs"][key], y["inputs"][key])
+
+
+def test_zero_backscatter_is_missing(tmp_path: Path) -> None:
+    """S1 linear backscatter of 0 (the GRD no-data fill) makes its date dirty and never
+    reaches the model as ln(1e-10) / 5 = -4.6 (decision D20)."""
+    zero_dates: dict[str, np.ndarray] = {}
+
+    def zero_fill(sample) -> None:
+        x = sample.rasters["s1_asc"]
+        x = np.where(np.isfinite(x) & (x > 0), x, np.float32(0.5))  # the fake's NaN and zeros out
+        x[::2, 0] = 0.0  # dates 0, 2, 4, ...: VV no data (in every crop)
+        sample.rasters["s1_asc"] = x
+        zero_dates[sample.sample_id] = sample.dates["s1_asc"][::2]
+
+    path = tmp_path / "t.zarr"
+    reader = _EditedReader(small_store("treesatai_ts"), 3, 1, 1, tlim=(4, 8), edit=zero_fill)
+    convert(reader, path, shard_samples=4)
+    store = Store(path)
+    ids = store.sample_ids
+    for train in (False, True):
+        for item in _items(path, "treesatai_ts", train):
+            bad = {tuple(d) for d in zero_dates[ids[int(item["tile"])]].tolist()}
+            picked = {tuple(d) for d in item["dates"]["s1_asc"].tolist()}
+            assert not picked & bad  # every chunk of 2+ dates has a clean one
+            assert float(item["inputs"]["s1_asc"].min()) > -4.0
+    stats = store.stats("s1_asc", "default")
+    assert np.all(stats["mean"] > -4.0)  # the zeros are not in the train statistics either

@@ -2,19 +2,45 @@
 
 import numpy as np
 
-from maestro.data.transforms import prepare, scale
+from maestro.data.transforms import date_choice_bands, missing_as_nan, prepare, scale
 from maestro.datasets import catalog
 
 
 def test_log_scaling_and_reorder():
     s1 = catalog().store("treesatai_ts").modality("s1_asc")
-    x = np.array([0.1, 0.0, np.nan], dtype=np.float32).reshape(1, 1, 1, 3).repeat(2, axis=1)
+    x = np.array([0.1, 1e-12, 0.0, -0.5, np.nan], np.float32).reshape(1, 1, 1, 5).repeat(2, 1)
     y = scale(x, s1)
     np.testing.assert_allclose(y[0, 0, 0, :2], [np.log(0.1) / 5, np.log(1e-10) / 5], rtol=1e-6)
-    assert np.isnan(y[0, 0, 0, 2])
+    # zero and negative backscatter are no measurement (S1 GRD no-data fill): missing, as NaN
+    assert np.isnan(y[0, 0, 0, 2:]).all()
     out = prepare(x, s1)
-    assert out[0, 0, 0, 2] == 0.0  # non-finite -> 0 for the model
-    assert np.isnan(prepare(x, s1, fill_nonfinite=False)[0, 0, 0, 2])
+    assert (out[0, 0, 0, 2:] == 0.0).all()  # non-finite -> 0 for the model
+    assert np.isnan(prepare(x, s1, fill_nonfinite=False)[0, 0, 0, 2:]).all()
+    assert x[0, 0, 0, 2] == 0.0  # the input is left as it was
+
+
+def test_missing_as_nan_only_for_linear_backscatter():
+    cat = catalog()
+    s1 = cat.store("treesatai_ts").modality("s1_asc")
+    x = np.array([[[[0.2, 0.0]]]], np.float32)
+    assert missing_as_nan(x, s1)[0, 0, 0].tolist()[0] == np.float32(0.2)
+    assert np.isnan(missing_as_nan(x, s1)[0, 0, 0, 1]) and x[0, 0, 0, 1] == 0.0
+    clean = np.full((1, 1, 1, 2), 0.3, np.float32)
+    assert missing_as_nan(clean, s1) is clean  # nothing missing: no copy
+    s2 = cat.store("treesatai_ts").modality("s2")  # reflectance 0 is a value, not a fill
+    assert missing_as_nan(x, s2) is x
+    pastis_s1 = cat.store("pastis_hd").modality("s1_asc")  # dB: negative values are normal
+    db = np.array([[[[-12.0, 0.0]]]], np.float32)
+    assert missing_as_nan(db, pastis_s1) is db
+
+
+def test_date_choice_bands_are_the_bands_the_model_reads():
+    cat = catalog()
+    pastis_s1 = cat.store("pastis_hd").modality("s1_asc")  # VV, VH, VV/VH; the model: VV, VH
+    assert len(pastis_s1.bands) == 3 and date_choice_bands(pastis_s1) == [0, 1]
+    assert date_choice_bands(cat.store("treesatai_ts").modality("s2")) is None  # all bands
+    assert date_choice_bands(cat.store("treesatai_ts").modality("aerial")) is None  # reorder
+    assert date_choice_bands(cat.store("flair_hub").modality("dem")) is None  # a transform
 
 
 def test_aerial_reorder_to_nir_rgb():
