@@ -63,6 +63,7 @@ def _validate_modality(
         _describe(x),
     )
     _check(x.dtype == np.dtype(m.dtype), where, f"dtype {m.dtype}", _describe(x))
+    _validate_units(x, m, where)
     _check(m.name in sample.dates, where, "dates", f"dates for {sorted(sample.dates)}")
     d = np.asarray(sample.dates[m.name])
     _check(
@@ -89,6 +90,48 @@ def _validate_modality(
             "no invalid mask (the modality declares none)",
             "a mask",
         )
+
+
+#: Largest share of values <= 0 in a linear-backscatter series (zeros are no-data fill).
+MAX_NONPOSITIVE_BACKSCATTER = 0.5
+#: Smallest median of an optical float series' positive values, after the declared scaling
+#: (reflectance x 1e4 / 1e4 is ~0.01-1; reflectance in 0-1 gives ~1e-5).
+MIN_SCALED_REFLECTANCE = 1e-3
+
+
+def _validate_units(x: np.ndarray, m: ModalitySpec, where: str) -> None:
+    """Values in the unit the scaling expects, where a wrong unit is unambiguous.
+
+    Linear backscatter (log-scaled) is positive: a series mostly <= 0 is in dB, and every
+    value would be missing (D20). An optical float series (every band below 3 um) in
+    reflectance x 1e4 has positive values around 100-10,000: a median below
+    ``MIN_SCALED_REFLECTANCE`` x divisor is reflectance in 0-1. Integer series cannot be in
+    0-1 (the storage cast refuses the fractions).
+    """
+    finite = x[np.isfinite(x)] if x.dtype.kind == "f" else None
+    if finite is None or finite.size == 0:
+        return
+    if m.scaling.log:
+        share = float(np.mean(finite <= 0))
+        _check(
+            share <= MAX_NONPOSITIVE_BACKSCATTER,
+            where,
+            "linear backscatter (power, > 0; the scaling takes its log)",
+            f"{share:.0%} of the values <= 0 (min {finite.min():.4g}): dB values?",
+        )
+        return
+    optical = m.wavelengths_um and all(w is not None and w < 3.0 for w in m.wavelengths_um)
+    if optical and m.transform is None:
+        positive = finite[finite > 0]
+        if positive.size:
+            med = float(np.median(positive))
+            _check(
+                med / m.scaling.divisor >= MIN_SCALED_REFLECTANCE,
+                where,
+                f"reflectance x {m.scaling.divisor:g}-like values (the scaling divides by "
+                f"{m.scaling.divisor:g})",
+                f"a median of {med:.4g} over the positive values: reflectance in 0-1?",
+            )
 
 
 def _validate_label(sample: RawSample, ref: SampleRef, store: StoreSpec, root: Path) -> None:

@@ -229,3 +229,42 @@ def test_in_time_order_is_stable_and_leaves_sorted_series_alone() -> None:
     assert out.invalid["s2"][:, 0, 0].tolist() == [False, False, False, True]
     kept = out.rasters["s2"]
     assert in_time_order(out).rasters["s2"] is kept  # already in order: untouched
+
+
+class _UnitsReader(FakeReader):
+    """The fake TreeSatAI-TS distribution with one modality's values in another unit."""
+
+    def __init__(self, *args: object, unit: str, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.unit = unit
+
+    def make(self, k: int, ref: SampleRef) -> RawSample:
+        sample = super().make(k, ref)
+        s1 = np.where(np.isfinite(sample.rasters["s1_asc"]), sample.rasters["s1_asc"], 0.1)
+        if self.unit == "s2_fraction":  # reflectance in 0-1 instead of x 1e4
+            sample.rasters["s2"] = (sample.rasters["s2"] / 10000).astype(np.float32)
+        elif self.unit == "s1_db":  # 10 log10 of the linear power
+            sample.rasters["s1_asc"] = (10 * np.log10(np.maximum(s1, 1e-4))).astype(np.float32)
+        elif self.unit == "s1_some_zeros":  # GRD no-data fill on a third of the values
+            s1 = s1.copy()
+            s1[..., :2, :] = 0.0
+            sample.rasters["s1_asc"] = s1.astype(np.float32)
+        return sample
+
+
+@pytest.mark.parametrize(
+    ("unit", "modality", "message"),
+    [("s2_fraction", "s2", "reflectance in 0-1"), ("s1_db", "s1_asc", "dB values")],
+)
+def test_values_in_another_unit_are_named(
+    tmp_path: Path, unit: str, modality: str, message: str
+) -> None:
+    reader = _UnitsReader(small_store("treesatai_ts"), 2, 1, 1, unit=unit)
+    with pytest.raises(RawFormatError, match=message) as err:
+        convert(reader, tmp_path / "x.zarr", shard_samples=2)
+    assert f"modality {modality!r}" in str(err.value)
+
+
+def test_backscatter_with_some_no_data_zeros_converts(tmp_path: Path) -> None:
+    reader = _UnitsReader(small_store("treesatai_ts"), 2, 1, 1, unit="s1_some_zeros")
+    assert convert(reader, tmp_path / "x.zarr", shard_samples=2)["n_samples"] == 4
