@@ -37,6 +37,7 @@ from rasterio.crs import CRS
 
 from maestro.data import dates as D
 from maestro.data.errors import RawFormatError, check
+from maestro.data.nodata import blank_nodata, nodata_mask
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.flair_hub import FOLDER_TOKENS
 from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
@@ -220,11 +221,14 @@ def _read_tif(
     dtype: str,
     crs: str | None = None,
     why: str = "",
-) -> tuple[np.ndarray, Footprint]:
+    blank: bool = True,
+) -> tuple[np.ndarray, Footprint, np.ndarray | None]:
     """Read all bands of a GeoTIFF as ``(bands, H, W)`` after checking its profile.
 
     ``why`` explains the expected band count in the error (e.g. the date table it came from).
-    Returns the values and the file's footprint (bounds and CRS), for :func:`check_footprints`.
+    Returns the values (declared no-data pixels blanked, if ``blank``:
+    :mod:`maestro.data.nodata`), the file's footprint (for :func:`check_footprints`) and the
+    no-data pixels (or None). Labels and masks are not blanked: a class value stays itself.
     """
     if not path.is_file():
         raise RawFormatError(path, "a GeoTIFF", "no such file")
@@ -242,10 +246,12 @@ def _read_tif(
                     found_crs,
                 )
             data = src.read()
+            holes = nodata_mask(data, src.nodatavals) if blank else None
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
-    return to_storage(data, dtype, path), Footprint(path, bounds, found_crs)  # type: ignore[arg-type]
+    data = to_storage(blank_nodata(data, holes, dtype), dtype, path)
+    return data, Footprint(path, bounds, found_crs), holes  # type: ignore[arg-type]
 
 
 class Reader:
@@ -335,7 +341,9 @@ class Reader:
             t, c = len(dates[spec.name]), len(spec.bands)
             crs = self.store.crs if token == self._ref_token else None
             why = self._why(spec.name, t, c) if spec.temporal else ""
-            flat, fp = _read_tif(self._path(pid, token), t * c, (px, px), spec.dtype, crs, why)
+            flat, fp, holes = _read_tif(
+                self._path(pid, token), t * c, (px, px), spec.dtype, crs, why
+            )
             rasters[spec.name] = rearrange(flat, "(t c) h w -> t c h w", t=t)
             if token == self._ref_token:
                 ref_fp = (fp, spec.resolution_m)
@@ -344,6 +352,8 @@ class Reader:
             if spec.has_mask:
                 invalid[spec.name], mask_fp = self._read_mask(pid, spec, t, px)
                 footprints.append((mask_fp, spec.resolution_m))
+                if holes is not None:  # no-data pixels of an integer series: invalid (D22)
+                    invalid[spec.name] |= rearrange(holes, "(t c) h w -> t c h w", t=t).any(1)
         label, label_fp = self._read_label(pid)
         grid = self.store.modality(self.store.label.grid_modality or "aerial")
         footprints.append((label_fp, grid.resolution_m))
@@ -368,8 +378,8 @@ class Reader:
         """``(T, H, W)`` bool: any mask channel (snow, cloud probability) above 0."""
         token = FOLDER_TOKENS[f"{spec.name}_mask"]
         why = self._why(spec.name, t, len(MASK_CHANNELS))
-        flat, fp = _read_tif(
-            self._path(pid, token), len(MASK_CHANNELS) * t, (px, px), "uint8", None, why
+        flat, fp, _ = _read_tif(
+            self._path(pid, token), len(MASK_CHANNELS) * t, (px, px), "uint8", None, why, False
         )
         return rearrange(flat, "(t c) h w -> t c h w", t=t).max(axis=1) > 0, fp
 
@@ -377,7 +387,11 @@ class Reader:
         """``(H, W)`` raw CoSIA values on the grid modality's pixels."""
         grid = self.store.modality(self.store.label.grid_modality or "aerial")
         px = grid.pixels(self.store.tile_m)
-        flat, fp = _read_tif(
-            self._path(pid, FOLDER_TOKENS["label"]), 1, (px, px), self.store.label.dtype
+        flat, fp, _ = _read_tif(
+            self._path(pid, FOLDER_TOKENS["label"]),
+            1,
+            (px, px),
+            self.store.label.dtype,
+            blank=False,
         )
         return flat[0], fp

@@ -282,3 +282,38 @@ def test_check_footprints_tolerates_half_a_pixel(tmp_path: Path) -> None:
     far = Footprint(tmp_path / "s2.tif", (5.2, 0.0, 107.6, 102.4), crs)
     with pytest.raises(RawFormatError, match=r"within 5.12 m"):
         check_footprints(ref, [(far, 10.24)], 102.4)
+
+
+def _with_nodata(path: Path, value: float, where: tuple[slice, ...]) -> np.ndarray:
+    """Write ``value`` at ``where`` of a GeoTIFF and declare it its no-data value."""
+    with rasterio.open(path) as src:
+        profile, data = src.profile, src.read()
+    data[where] = value
+    profile.update(nodata=value)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return data
+
+
+def test_declared_nodata_pixels_are_missing_not_values(copy: Path) -> None:
+    """-9999 in an S1 band, -99999 in a DEM, 0 at an S2 swath edge: NaN in float series,
+    flagged invalid in the (integer) S2 series; a label keeps its values (decision D22)."""
+    reader = Reader(STORE, copy)
+    ref = reader.index()[0]
+    pid = ref.sample_id
+    before = reader.read(ref)
+    _with_nodata(copy / patch_path(pid, "SENTINEL1-ASC_TS"), -9999.0, (0, slice(0, 2)))
+    _with_nodata(copy / patch_path(pid, "DEM_ELEV"), -99999.0, (1, 0, slice(0, 5)))
+    _with_nodata(copy / patch_path(pid, "SENTINEL2_TS"), 0, (slice(0, 10), 3, slice(None)))
+    label = _with_nodata(copy / patch_path(pid, "AERIAL_LABEL-COSIA"), 0, (0, 0, slice(0, 4)))
+    got = reader.read(ref)
+    s1 = got.rasters["s1_asc"]
+    assert np.isnan(s1[0, 0, :2]).all() and np.isfinite(s1[0, 0, 2:]).all()
+    np.testing.assert_array_equal(s1[1:], before.rasters["s1_asc"][1:])
+    dem = got.rasters["dem"][0]
+    assert np.isnan(dem[1, 0, :5]).all() and np.isfinite(dem[0]).all()
+    # S2: the 10 bands of date 0 hold 0 on row 3 -> flagged invalid there, values kept
+    inv, was = got.invalid["s2"], before.invalid["s2"]
+    assert inv[0, 3].all() and (inv[0, :3] == was[0, :3]).all() and (inv[1:] == was[1:]).all()
+    assert got.rasters["s2"].dtype == np.uint16
+    np.testing.assert_array_equal(got.label, label[0])  # class values stay themselves
