@@ -251,6 +251,13 @@ class Reader:
                     f"{src.height} x {src.width}",
                 )
                 check(all(t == spec.dtype for t in src.dtypes), path, spec.dtype, src.dtypes)
+                res = spec.resolution_m  # the pixel count alone allows a 4x larger area
+                check(
+                    all(abs(r - res) <= 0.01 * res for r in src.res),
+                    path,
+                    f"{res} m pixels",
+                    f"{src.res[0]:g} x {src.res[1]:g} m",
+                )
                 pixels = src.read()
                 bounds = self._bounds(src.bounds, src.crs)
         except RasterioError as err:

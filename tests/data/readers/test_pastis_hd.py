@@ -273,3 +273,20 @@ def test_random_bytes_in_a_npy_are_not_a_pickle(demo: Path) -> None:
     with pytest.raises(RawFormatError, match="NumPy magic") as err:
         reader.read(reader.index()[0])
     assert err.value.path == str(path) and "pickle" not in str(err.value)
+
+
+def test_spot_at_another_resolution_is_named(demo: Path) -> None:
+    """The right pixel count at twice the pixel size covers four times the patch."""
+    pid = _first(demo)
+    path = demo / SPOT.format(pid)
+    with rasterio.open(path) as src:
+        profile, pixels = src.profile, src.read()
+    t = profile["transform"]
+    profile.update(transform=rasterio.Affine(2 * t.a, t.b, t.c, t.d, 2 * t.e, t.f))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(pixels)
+    reader = Reader(_store(), demo)
+    res = _store().modality("spot").resolution_m
+    with pytest.raises(RawFormatError, match=rf"{res} m pixels, found {2 * res:g} x") as err:
+        reader.read(reader.index()[0])
+    assert err.value.path == str(path)
