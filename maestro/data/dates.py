@@ -23,7 +23,10 @@ def parse_yyyymmdd(text: str | int) -> tuple[int, int, int]:
     year, month, day = int(s[:4]), int(s[4:6]), int(s[6:8])
     day = max(day, 1)
     month = max(month, 1)
-    doy = dt.date(year, month, day).timetuple().tm_yday
+    try:
+        doy = dt.date(year, month, day).timetuple().tm_yday
+    except ValueError as e:  # month 13, day 32, February 30: name the text, not just the field
+        raise ValueError(f"not a YYYYMMDD date: {text!r} ({e})") from None
     return year, doy, 0
 
 

@@ -72,6 +72,7 @@ def _validate_modality(
         f"integer dates of shape {(t, 3)}",
         _describe(d),
     )
+    _validate_dates(d, np.asarray(sample.ref_date), where)
     if m.has_mask:
         _check(
             m.name in sample.invalid, where, "an invalid mask", f"masks {sorted(sample.invalid)}"
@@ -90,6 +91,50 @@ def _validate_modality(
             "no invalid mask (the modality declares none)",
             "a mask",
         )
+
+
+#: Years a date may lie in (the sensors of every declared dataset flew after 1950; the
+#: FLAIR-HUB historical aerial imagery, "195X", is not a model modality).
+DATE_YEARS = (1950, 2100)
+#: Largest distance in years between an acquisition and its sample's reference date (the
+#: date code feeds it to the model unbounded; TreeSatAI-TS pairs 2011 aerial images with 2017
+#: series, 6 years; the other datasets stay within 2).
+MAX_YEARS_FROM_REF = 15.0
+
+
+def _date_problem(d: np.ndarray) -> str | None:
+    """The first impossible ``(year, day of year, hour)`` row of ``(T, 3)`` dates, described."""
+    for year, doy, hour in d.tolist():
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        if not DATE_YEARS[0] <= year <= DATE_YEARS[1]:
+            return f"year {year} outside {DATE_YEARS[0]}-{DATE_YEARS[1]}"
+        if not 1 <= doy <= 365 + leap:
+            return f"day of year {doy} in {year} (1-{365 + leap})"
+        if not 0 <= hour <= 23:
+            return f"hour {hour}"
+    return None
+
+
+def _validate_dates(d: np.ndarray, ref: np.ndarray, where: str) -> None:
+    """Possible dates, within :data:`MAX_YEARS_FROM_REF` of the reference date (D23).
+
+    A typo in a year (``1019``, ``2190``) passes every parser and becomes a date code of
+    hundreds of years, fed to the model as it is.
+    """
+    expected = "(year, day of year, hour) dates"
+    _check((bad := _date_problem(ref.reshape(-1, 3))) is None, f"{where} ref_date", expected, bad)
+    _check((bad := _date_problem(d)) is None, f"{where} dates", expected, bad)
+    if d.size == 0:
+        return
+    years = d[:, 0] + d[:, 1] / 365.25 - (float(ref[0]) + float(ref[1]) / 365.25)
+    far = int(np.argmax(np.abs(years)))
+    _check(
+        abs(float(years[far])) <= MAX_YEARS_FROM_REF,
+        f"{where} dates",
+        f"acquisitions within {MAX_YEARS_FROM_REF:g} years of the reference date "
+        f"{tuple(int(v) for v in ref)}",
+        f"date {far} {tuple(int(v) for v in d[far])}, {years[far]:+.1f} years away",
+    )
 
 
 #: Largest share of values <= 0 in a linear-backscatter series (zeros are no-data fill).
@@ -195,17 +240,17 @@ def validate_sample(sample: RawSample, ref: SampleRef, store: StoreSpec, root: P
     _check(sample.sample_id == ref.sample_id, where, f"id {ref.sample_id!r}", sample.sample_id)
     extra = sorted(set(sample.rasters) - {m.name for m in store.stored_modalities})
     _check(not extra, where, f"modalities {[m.name for m in store.stored_modalities]}", extra)
+    r = np.asarray(sample.ref_date)
+    _check(
+        r.shape == (3,) and np.issubdtype(r.dtype, np.integer),
+        _where(root, ref.sample_id, "ref_date"),
+        "integer (year, doy, hour)",
+        _describe(r),
+    )
     for m in store.stored_modalities:
         _validate_modality(sample, ref, m, store, root)
     _validate_label(sample, ref, store, root)
     _validate_place(sample, ref, store, root)
-    r = np.asarray(sample.ref_date)
-    _check(
-        r.shape == (3,),
-        _where(root, ref.sample_id, "ref_date"),
-        "(year, doy, hour)",
-        _describe(r),
-    )
 
 
 def order_refs(refs: list[SampleRef], store: StoreSpec, root: Path) -> list[SampleRef]:

@@ -13,6 +13,10 @@ def test_parse_and_format():
     assert to_yyyymmdd(2019, 182) == "20190701"
     with pytest.raises(ValueError, match="not a YYYYMMDD"):
         parse_yyyymmdd("2019-07")
+    with pytest.raises(ValueError, match=r"'20191301' \(month must be in 1..12\)"):
+        parse_yyyymmdd("20191301")
+    with pytest.raises(ValueError, match="'20190230'"):
+        parse_yyyymmdd("20190230")
 
 
 def test_product_names():

@@ -1,0 +1,80 @@
+"""Sample checks of ``maestro.store.validate`` not covered by the converter tests: dates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maestro.data.errors import RawFormatError
+from maestro.data.sample import RawSample, SampleRef
+from maestro.store.convert import convert
+from maestro.store.validate import MAX_YEARS_FROM_REF, validate_sample
+from tests.data.fakes import FakeReader, small_store
+
+
+class _DateReader(FakeReader):
+    """The fake FLAIR-HUB distribution with one date of sample ``tile_001`` replaced."""
+
+    def __init__(self, *args: object, row: tuple[int, int, int], ref: bool = False, **kw: object):
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.row, self.on_ref = row, ref
+
+    def make(self, k: int, ref: SampleRef) -> RawSample:
+        sample = super().make(k, ref)
+        if ref.sample_id == "tile_001":
+            if self.on_ref:
+                sample.ref_date = np.array(self.row, np.int16)
+            else:
+                sample.dates["s2"] = sample.dates["s2"].copy()
+                sample.dates["s2"][-1] = self.row
+        return sample
+
+
+@pytest.mark.parametrize(
+    ("row", "on_ref", "message"),
+    [
+        ((1019, 100, 0), False, "year 1019 outside 1950-2100"),  # a typo in the year
+        ((2020, 367, 0), False, r"day of year 367 in 2020 \(1-366\)"),
+        ((2019, 366, 0), False, r"day of year 366 in 2019 \(1-365\)"),
+        ((2020, 0, 0), False, "day of year 0"),
+        ((2020, 100, 24), False, "hour 24"),
+        ((2045, 100, 0), False, r"\+25\.0 years away"),
+        ((2190, 100, 0), True, "ref_date: expected .* found year 2190"),
+    ],
+)
+def test_impossible_or_far_dates_are_named(
+    tmp_path: Path, row: tuple[int, int, int], on_ref: bool, message: str
+) -> None:
+    reader = _DateReader(small_store("flair_hub"), 2, 1, 1, tlim=(3, 6), row=row, ref=on_ref)
+    with pytest.raises(RawFormatError, match=message) as err:
+        convert(reader, tmp_path / "x.zarr", shard_samples=2)
+    assert "tile_001" in str(err.value)
+    assert "modality 's2'" in str(err.value) or "ref_date" in str(err.value)
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_dates_at_the_limits_are_accepted(tmp_path: Path) -> None:
+    """A leap day 366, hour 23, and an acquisition just within the distance are fine."""
+    spec = small_store("flair_hub")
+    reader = _DateReader(spec, 1, 1, 1, tlim=(3, 6), row=(2020, 366, 23))
+    ref = reader.index()[1]
+    sample = reader.make(1, ref)
+    validate_sample(sample, ref, spec, reader.root)
+    r = sample.ref_date
+    sample.dates["s2"][-1] = (int(r[0]) + int(MAX_YEARS_FROM_REF), int(r[1]), 0)
+    validate_sample(sample, ref, spec, reader.root)
+    sample.dates["s2"][-1] = (int(r[0]) + int(MAX_YEARS_FROM_REF) + 1, int(r[1]), 0)
+    with pytest.raises(RawFormatError, match="years away"):
+        validate_sample(sample, ref, spec, reader.root)
+
+
+def test_a_float_reference_date_is_named(tmp_path: Path) -> None:
+    spec = small_store("flair_hub")
+    reader = FakeReader(spec, 1, 1, 1)
+    ref = reader.index()[0]
+    sample = reader.make(0, ref)
+    sample.ref_date = sample.ref_date.astype(np.float32)
+    with pytest.raises(RawFormatError, match="integer \\(year, doy, hour\\)"):
+        validate_sample(sample, ref, spec, reader.root)
