@@ -42,6 +42,28 @@ def date_choice_bands(spec: ModalitySpec) -> list[int] | None:
     return None if len(used) == len(spec.bands) else used
 
 
+def has_measurement(x: np.ndarray, invalid: np.ndarray | None, spec: ModalitySpec) -> bool:
+    """Whether a stored ``(T, C, H, W)`` series holds one measured value the model reads.
+
+    False for a series without acquisitions, one whose every pixel is flagged in
+    ``invalid`` ``(T, H, W)``, or a float series whose model bands hold no finite value (or,
+    log-scaled, no positive one: :func:`missing_as_nan`). The model sees zeros for such a
+    series; the converter counts them (docs/decisions.md D24).
+    """
+    if x.shape[0] == 0:
+        return False
+    if invalid is not None and bool(np.all(invalid)):
+        return False
+    if x.dtype.kind != "f":
+        return True
+    bands = date_choice_bands(spec)
+    v = x if bands is None else x[:, bands]
+    ok = np.isfinite(v) & (v > 0) if spec.scaling.log else np.isfinite(v)
+    if invalid is not None:
+        ok &= ~invalid[:, None]
+    return bool(ok.any())
+
+
 def scale(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
     """Cast to float32 and apply the modality's scaling: optional ``ln(max(x, 1e-10))`` (with
     ``x <= 0`` missing: NaN, :func:`missing_as_nan`), then ``/ divisor``."""

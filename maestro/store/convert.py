@@ -183,9 +183,13 @@ def _prepare(job: ShardJob, work: Path, fingerprint: str) -> set[int]:
     return set()
 
 
-def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> None:
-    """Small arrays, attributes, tile index, consolidated metadata and manifest of the store."""
+def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> dict[str, list[str]]:
+    """Small arrays, attributes, tile index, consolidated metadata and manifest of the store.
+
+    Returns modality -> ids of the samples whose series holds no measurement (store order).
+    """
     spec = job.spec
+    empty: dict[str, list[str]] = {m.name: [] for m in spec.stored_modalities}
     small: dict[str, list[np.ndarray]] = {p: [] for p, lo in job.layout.items() if not lo.sharded}
     crs: list[str | None] = []
     stats = {
@@ -198,6 +202,8 @@ def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> No
         for path, parts in small.items():
             parts.append(marker[path])
         crs.extend(str(c) or None for c in marker["crs"])
+        for mod, ids in empty.items():  # markers of a run before D24 have none
+            ids.extend(str(i) for i in marker.get(f"empty/{mod}", ()))
         for (mod, scheme), acc in stats.items():
             key = f"stats/{mod}/{scheme}"
             acc.merge(marker[f"{key}/count"], marker[f"{key}/mean"], marker[f"{key}/m2"])
@@ -216,6 +222,7 @@ def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> No
                 "tmax": tmax[m.name],
                 "geotransform": geotransform(m),
                 "stats": {s: stats[(m.name, s)].as_attrs() for s in spec.split_schemes},
+                "samples_without_measurement": len(empty[m.name]),
             }
         )
     group.attrs.update(
@@ -243,6 +250,18 @@ def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> No
         zarr.consolidate_metadata(job.store_dir)
     # after consolidation, which would list the file as an unknown Zarr node
     write_tile_index(index, job.store_dir / TILE_INDEX_NAME)
+    return empty
+
+
+def _warn_empty(out: Path, empty: dict[str, list[str]], n: int) -> None:
+    """Log each modality whose series holds no measurement for some samples (D24)."""
+    for mod, ids in empty.items():
+        if ids:
+            log.warning(
+                "%s: %d of %d samples have no measurement in %r (e.g. %s); the model sees "
+                "zeros there (docs/decisions.md D24)",
+                out, len(ids), n, mod, ", ".join(ids[:5]),
+            )  # fmt: skip
 
 
 def _install(src: Path, final: Path) -> None:
@@ -286,7 +305,10 @@ def convert(
 
     Returns:
         ``{"path", "n_samples", "splits", "tmax", "shard_samples", "content_hash",
-        "workers", "shards", "shards_reused"}``.
+        "workers", "shards", "shards_reused", "without_measurement"}``; the last maps each
+        modality to its number of samples whose series holds no measurement (no
+        acquisition, every pixel invalid or non-finite; also the modality attribute
+        ``samples_without_measurement``).
 
     A conversion holds the lock :func:`lock_path` of ``out`` from start to end: a second
     conversion to the same ``out`` stops at once with :class:`BusyError`.
@@ -358,7 +380,8 @@ def _convert(
             f"{work} and a rerun converts only the others"
         )
         raise err
-    _finalize(job, tmax, splits)
+    empty = _finalize(job, tmax, splits)
+    _warn_empty(out, empty, len(refs))
     digest = write_manifest(job.store_dir)
     _install(job.store_dir, out)
     _remove(work)
@@ -372,4 +395,5 @@ def _convert(
         "workers": workers,
         "shards": job.n_shards,
         "shards_reused": len(done),
+        "without_measurement": {mod: len(ids) for mod, ids in empty.items()},
     }

@@ -36,7 +36,7 @@ import zarr
 
 from maestro.data.errors import RawFormatError
 from maestro.data.sample import RawReader, SampleRef, in_time_order
-from maestro.data.transforms import scale
+from maestro.data.transforms import has_measurement, scale
 from maestro.datasets.spec import StoreSpec
 from maestro.store.shard_io import ShardedArray
 from maestro.store.validate import validate_sample
@@ -149,7 +149,8 @@ def marker_path(marker_dir: Path, k: int) -> Path:
 
 
 def read_marker(marker_dir: Path, k: int) -> dict[str, np.ndarray]:
-    """A finished shard's small arrays, ``crs`` and ``stats/<mod>/<scheme>/{count,mean,m2}``."""
+    """A finished shard's small arrays, ``crs``, ``stats/<mod>/<scheme>/{count,mean,m2}`` and
+    ``empty/<mod>`` (ids of the samples whose series holds no measurement)."""
     with np.load(marker_path(marker_dir, k), allow_pickle=False) as f:
         return {name: f[name] for name in f.files}
 
@@ -182,6 +183,7 @@ def convert_shard(job: ShardJob, k: int) -> None:
         for s in spec.split_schemes
     }
     crs = []
+    empty: dict[str, list[str]] = {m.name: [] for m in spec.stored_modalities}
     for j, ref in enumerate(refs):
         sample = job.reader.read(ref)
         validate_sample(sample, ref, spec, Path(job.reader.root))
@@ -205,6 +207,8 @@ def convert_shard(job: ShardJob, k: int) -> None:
             inv = sample.invalid.get(m.name) if m.has_mask else None
             if inv is not None:
                 _put(buffers, j, f"{m.name}/invalid", inv)
+            if not has_measurement(x, inv, m):
+                empty[m.name].append(ref.sample_id)
             if train:
                 scaled = scale(x, m)
                 for s in train:
@@ -222,6 +226,8 @@ def convert_shard(job: ShardJob, k: int) -> None:
         sharded = ShardedArray.of(array, job.store_dir / path)
         assert sharded is not None, f"{path}: not laid out by store_layout.create_arrays"
         sharded.write_shard(k, buffers.pop(path))  # replaces what a killed run left
+    for mod, ids in empty.items():
+        marker[f"empty/{mod}"] = np.array(ids, dtype=str)
     for (mod, scheme), acc in stats.items():
         for name in ("count", "mean", "m2"):
             marker[f"stats/{mod}/{scheme}/{name}"] = getattr(acc, name)

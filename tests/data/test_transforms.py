@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from maestro.data.transforms import date_choice_bands, missing_as_nan, prepare, scale
+from maestro.data.transforms import (
+    date_choice_bands,
+    has_measurement,
+    missing_as_nan,
+    prepare,
+    scale,
+)
 from maestro.datasets import catalog
 
 
@@ -61,3 +67,26 @@ def test_pastis_s1_keeps_vv_vh_only():
     s1 = catalog().store("pastis_hd").modality("s1_asc")
     x = np.array([-10.0, -20.0, 10.0], dtype=np.float16).reshape(1, 3, 1, 1)
     np.testing.assert_allclose(prepare(x, s1)[0, :, 0, 0], [-0.5, -1.0])
+
+
+def test_has_measurement():
+    cat = catalog()
+    s1 = cat.store("treesatai_ts").modality("s1_asc")  # linear, log-scaled
+    zeros = np.zeros((3, 2, 4, 4), np.float32)  # GRD no-data fill everywhere
+    assert not has_measurement(zeros, None, s1)
+    one = zeros.copy()
+    one[2, 1, 3, 3] = 0.05
+    assert has_measurement(one, None, s1)
+    assert not has_measurement(zeros[:0], None, s1)  # no acquisition
+    s2 = cat.store("treesatai_ts").modality("s2")  # uint16 with a cloud mask
+    x = np.ones((2, len(s2.bands), 4, 4), np.uint16)
+    inv = np.ones((2, 4, 4), bool)
+    assert not has_measurement(x, inv, s2)
+    inv[1, 0, 0] = False
+    assert has_measurement(x, inv, s2)
+    pastis_s1 = cat.store("pastis_hd").modality("s1_asc")  # VV, VH read; VV/VH not
+    y = np.full((1, 3, 4, 4), np.nan, np.float32)
+    y[0, 2] = 1.0  # only the ratio the model never reads is finite
+    assert not has_measurement(y, None, pastis_s1)
+    y[0, 0, 1, 1] = -12.0  # dB: negative values are measurements
+    assert has_measurement(y, None, pastis_s1)

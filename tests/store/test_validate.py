@@ -78,3 +78,34 @@ def test_a_float_reference_date_is_named(tmp_path: Path) -> None:
     sample.ref_date = sample.ref_date.astype(np.float32)
     with pytest.raises(RawFormatError, match="integer \\(year, doy, hour\\)"):
         validate_sample(sample, ref, spec, reader.root)
+
+
+class _EmptyReader(FakeReader):
+    """Fake TreeSatAI-TS: ``tile_001``'s S1 ascending all NaN, ``tile_002``'s S2 all cloudy."""
+
+    def make(self, k: int, ref: SampleRef) -> RawSample:
+        sample = super().make(k, ref)
+        if ref.sample_id == "tile_001":
+            sample.rasters["s1_asc"] = np.full_like(sample.rasters["s1_asc"], np.nan)
+        if ref.sample_id == "tile_002":
+            sample.invalid["s2"] = np.ones_like(sample.invalid["s2"])
+        return sample
+
+
+def test_series_without_measurement_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """They convert (a missing modality is legitimate) but the summary, the store and the log
+    say how many there are (D24)."""
+    import zarr
+
+    caplog.set_level("WARNING")
+    summary = convert(_EmptyReader(small_store("treesatai_ts"), 3, 1, 1), tmp_path / "x.zarr", 2)
+    counts = summary["without_measurement"]
+    assert counts == {"aerial": 0, "s1_asc": 1, "s1_des": 0, "s2": 1}
+    group = zarr.open_group(tmp_path / "x.zarr", mode="r")
+    assert group["s1_asc"].attrs["samples_without_measurement"] == 1
+    assert group["s1_des"].attrs["samples_without_measurement"] == 0
+    text = caplog.text
+    assert "1 of 5 samples have no measurement in 's1_asc' (e.g. tile_001)" in text
+    assert "in 's2' (e.g. tile_002)" in text
