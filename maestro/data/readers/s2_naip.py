@@ -52,6 +52,7 @@ from rasterio.io import MemoryFile
 
 from maestro.data import dates as D
 from maestro.data.errors import RawFormatError, check
+from maestro.data.nodata import blank_nodata, nodata_mask
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
 from maestro.store.cast import to_storage
@@ -211,7 +212,8 @@ def _read_png(path: Path, spec: ModalitySpec, px: int) -> np.ndarray:
 def _read_tif(
     path: Path, bands: int, px: int, dtype: str, why: str
 ) -> tuple[np.ndarray, tuple[float, float, float, float], CRS]:
-    """``(bands, px, px)`` values, bounds and CRS of a GeoTIFF after checking its profile."""
+    """``(bands, px, px)`` values, bounds and CRS of a GeoTIFF after checking its profile; the
+    pixels at a band's declared no-data value are blanked (:mod:`maestro.data.nodata`)."""
     if not path.is_file():
         raise RawFormatError(path, "a GeoTIFF", "no such file")
     try:
@@ -222,9 +224,12 @@ def _read_tif(
             check(src.crs is not None, path, "a CRS (the tile's UTM zone)", "no CRS")
             bounds, crs = tuple(src.bounds), src.crs
             data = src.read()
+            holes = nodata_mask(data, src.nodatavals)
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
+    # declared no-data pixels: NaN in the float S1 dB series, 0 in S2 (no mask declared; D22)
+    data = blank_nodata(data, holes, dtype)
     return to_storage(data, dtype, path), bounds, crs  # type: ignore[return-value]
 
 

@@ -177,6 +177,26 @@ def test_series_are_returned_in_time_order(copy: Path) -> None:
     np.testing.assert_array_equal(after.rasters["s2"], before.rasters["s2"])
 
 
+def test_declared_nodata_pixels_are_missing_not_values(copy: Path) -> None:
+    """S1 pixels at the GeoTIFF's no-data value become NaN, S2 ones 0 (no mask; D22)."""
+    reader, name = _first(copy)
+    ref = reader.index()[0]
+    before = reader.read(ref)
+    s1_tif, s2_tif = copy / raster_path("s1", name), copy / raster_path("s2", name)
+    s1, _ = _tif(s1_tif)
+    s1[1, :3] = -9999.0  # date 0, VH, three rows
+    _rewrite_tif(s1_tif, s1, nodata=-9999.0)
+    s2, _ = _tif(s2_tif)
+    s2[12, 0, :5] = 65535  # date 1, band B4
+    _rewrite_tif(s2_tif, s2, nodata=65535)
+    after = reader.read(ref)
+    assert np.isnan(after.rasters["s1"][0, 1, :3]).all()
+    assert np.isfinite(after.rasters["s1"][0, 1, 3:]).all()
+    np.testing.assert_array_equal(after.rasters["s1"][1:], before.rasters["s1"][1:])
+    assert (after.rasters["s2"][1, 2, 0, :5] == 0).all()
+    np.testing.assert_array_equal(after.rasters["s2"][1, 2, 1:], before.rasters["s2"][1, 2, 1:])
+
+
 def _raises(reader: Reader, name: str, path: Path, match: str) -> None:
     with pytest.raises(RawFormatError, match=match) as err:
         _read_one(reader, name)
