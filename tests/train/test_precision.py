@@ -55,6 +55,23 @@ def test_the_job_schema_takes_the_precisions_and_refuses_others():
         validate_job({"runtime": {"precision": "fp16"}})
 
 
+def test_schema_and_cli_list_the_same_precisions_as_the_runtime():
+    """Three places name the precisions (the runtime, the job schema, the CLI, which must not
+    import torch to parse its arguments): they stay one list."""
+    import yaml
+
+    from maestro.cli import build_parser
+    from maestro.jobs import SCHEMA_PATH
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    enum = schema["properties"]["runtime"]["properties"]["precision"]["enum"]
+    assert tuple(enum) == runtime.PRECISIONS
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("pretrain", "downstream"):
+        opt = next(a for a in sub.choices[name]._actions if a.dest == "precision")
+        assert tuple(opt.choices) == runtime.PRECISIONS, name
+
+
 def _batch(ds, n=2):
     from tests.model.conftest import make_batch
 
