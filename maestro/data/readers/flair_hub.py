@@ -22,7 +22,7 @@ in the band axis, date-major; the date count comes from the ``*_MTD_DATES.gpkg``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -36,6 +36,7 @@ from einops import rearrange
 from rasterio.crs import CRS
 
 from maestro.data import dates as D
+from maestro.data import geotiff as G
 from maestro.data.errors import RawFormatError, check
 from maestro.data.nodata import blank_nodata, nodata_mask
 from maestro.data.sample import RawSample, SampleRef
@@ -222,6 +223,7 @@ def _read_tif(
     crs: str | None = None,
     why: str = "",
     blank: bool = True,
+    names: Sequence[str] = (),
 ) -> tuple[np.ndarray, Footprint, np.ndarray | None]:
     """Read all bands of a GeoTIFF as ``(bands, H, W)`` after checking its profile.
 
@@ -229,6 +231,9 @@ def _read_tif(
     Returns the values (declared no-data pixels blanked, if ``blank``:
     :mod:`maestro.data.nodata`), the file's footprint (for :func:`check_footprints`) and the
     no-data pixels (or None). Labels and masks are not blanked: a class value stays itself.
+    The grid must be north-up, scale / offset tags are applied (float storage), pixels an
+    internal or alpha mask marks are missing like no-data ones, and band descriptions that
+    name ``names`` must list them in that order (:mod:`maestro.data.geotiff`, D25).
     """
     if not path.is_file():
         raise RawFormatError(path, "a GeoTIFF", "no such file")
@@ -245,8 +250,14 @@ def _read_tif(
                     f"CRS {crs}",
                     found_crs,
                 )
+            G.check_north_up(src, path)
+            if names:
+                G.check_band_names(src, path, names)
             data = src.read()
-            holes = nodata_mask(data, src.nodatavals) if blank else None
+            holes = None
+            if blank:
+                holes = G.merge_holes(nodata_mask(data, src.nodatavals), G.mask_holes(src))
+            data = G.unpack(src, data, dtype, path)
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
@@ -342,8 +353,9 @@ class Reader:
             crs = self.store.crs if token == self._ref_token else None
             why = self._why(spec.name, t, c) if spec.temporal else ""
             flat, fp, holes = _read_tif(
-                self._path(pid, token), t * c, (px, px), spec.dtype, crs, why
-            )
+                self._path(pid, token), t * c, (px, px), spec.dtype, crs, why,
+                names=spec.bands if not spec.temporal else (),
+            )  # fmt: skip
             rasters[spec.name] = rearrange(flat, "(t c) h w -> t c h w", t=t)
             if token == self._ref_token:
                 ref_fp = (fp, spec.resolution_m)

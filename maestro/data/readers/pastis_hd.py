@@ -32,6 +32,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 
+from maestro.data import geotiff as G
 from maestro.data.dates import as_array, date_dict, parse_yyyymmdd
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
@@ -258,6 +259,9 @@ class Reader:
                     f"{res} m pixels",
                     f"{src.res[0]:g} x {src.res[1]:g} m",
                 )
+                if src.crs is not None:
+                    G.check_north_up(src, path)
+                G.check_colour_order(src, path, spec.bands)
                 pixels = src.read()
                 bounds = self._bounds(src.bounds, src.crs)
         except RasterioError as err:

@@ -51,6 +51,7 @@ from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 
 from maestro.data import dates as D
+from maestro.data import geotiff as G
 from maestro.data.errors import RawFormatError, check
 from maestro.data.nodata import blank_nodata, nodata_mask
 from maestro.data.sample import RawSample, SampleRef
@@ -206,6 +207,12 @@ def _read_png(path: Path, spec: ModalitySpec, px: int) -> np.ndarray:
     except rasterio.errors.RasterioError as err:
         raise RawFormatError(path, "a readable PNG", str(err)) from err
     check(out.shape == (c, px, px), path, f"{c}x{px}x{px} decoded values", out.shape)
+    # a 4-band PNG is RGBA-typed; NIR constant at 0 or 255 over the whole tile is an alpha
+    # channel of an RGB export, not a measurement
+    last = out[-1]
+    constant = c == 4 and last.min() == last.max() and int(last[0, 0]) in (0, 255)
+    check(not constant, path, f"band {c} {spec.bands[-1]} values", f"{int(last[0, 0])} on every "
+          "pixel (an alpha channel of an RGB image?)")  # fmt: skip
     return out.astype(spec.dtype, copy=False)
 
 
@@ -213,7 +220,9 @@ def _read_tif(
     path: Path, bands: int, px: int, dtype: str, why: str
 ) -> tuple[np.ndarray, tuple[float, float, float, float], CRS]:
     """``(bands, px, px)`` values, bounds and CRS of a GeoTIFF after checking its profile; the
-    pixels at a band's declared no-data value are blanked (:mod:`maestro.data.nodata`)."""
+    pixels at a band's declared no-data value or under an internal mask are blanked
+    (:mod:`maestro.data.nodata`), scale / offset tags applied, the grid north-up
+    (:mod:`maestro.data.geotiff`, D25)."""
     if not path.is_file():
         raise RawFormatError(path, "a GeoTIFF", "no such file")
     try:
@@ -223,8 +232,10 @@ def _read_tif(
             check(size == (px, px), path, f"{px}x{px} pixels", f"{size[0]}x{size[1]}")
             check(src.crs is not None, path, "a CRS (the tile's UTM zone)", "no CRS")
             bounds, crs = tuple(src.bounds), src.crs
+            G.check_north_up(src, path)
             data = src.read()
-            holes = nodata_mask(data, src.nodatavals)
+            holes = G.merge_holes(nodata_mask(data, src.nodatavals), G.mask_holes(src))
+            data = G.unpack(src, data, dtype, path)
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
@@ -345,7 +356,8 @@ class Reader:
         geo: dict[str, tuple[Path, tuple[float, float, float, float], CRS]],
     ) -> None:
         """Footprint spans ``tile_m``; every GeoTIFF shares the CRS and footprint of S2;
-        a ``<epsg>_<col>_<row>`` name agrees with the CRS."""
+        a ``<epsg>_<col>_<row>`` name agrees with the CRS and the footprint
+        (:func:`tile_bounds`)."""
         tile = self.store.tile_m
         tol = 0.01 * max(self.store.modality(m).resolution_m for m in geo)
         extent = (bounds[2] - bounds[0], bounds[3] - bounds[1])
@@ -361,6 +373,15 @@ class Reader:
             epsg = None
         if epsg is not None:
             check(crs.to_epsg() == epsg, ref_path, f"CRS EPSG:{epsg} (tile {name})", crs_name(crs))
+            # the tile's own footprint: another tile's files filed under this name are refused
+            want = tile_bounds(name, tile)
+            half = 0.5 * self.store.modality(GEO_REFERENCE).resolution_m
+            check(
+                np.allclose(bounds, want, rtol=0.0, atol=half),
+                ref_path,
+                f"the footprint of tile {name} {want} (to half a pixel, {half:g} m)",
+                bounds,
+            )
         for path, other_bounds, other_crs in geo.values():
             if path == ref_path:
                 continue

@@ -27,6 +27,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from maestro.data import geotiff as G
 from maestro.data.dates import as_array, parse_yyyymmdd, product_date
 from maestro.data.errors import RawFormatError, check
 from maestro.data.sample import RawSample, SampleRef
@@ -272,8 +273,8 @@ class Reader:
                     f"{src.res}",
                 )
                 self._check_crs(src.crs, path)
+                G.check_north_up(src, path)  # a mirrored file would be stored mirrored
                 t = src.transform
-                check(t.b == 0 and t.d == 0, path, "a north-up geotransform", tuple(t)[:6])
                 col, row = (src.width - px) // 2, (src.height - px) // 2
                 data = src.read(window=Window(col, row, px, px))
                 west, north = t.c + col * t.a, t.f + row * t.e

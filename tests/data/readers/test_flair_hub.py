@@ -317,3 +317,38 @@ def test_declared_nodata_pixels_are_missing_not_values(copy: Path) -> None:
     assert inv[0, 3].all() and (inv[0, :3] == was[0, :3]).all() and (inv[1:] == was[1:]).all()
     assert got.rasters["s2"].dtype == np.uint16
     np.testing.assert_array_equal(got.label, label[0])  # class values stay themselves
+
+
+def test_geotiff_profile_says_how_to_read_the_values(copy: Path) -> None:
+    """An S1 band packed as uint16 with a scale tag is unpacked; an S2 internal mask flags
+    its pixels invalid; an aerial file whose band descriptions say B, G, R, NIR is refused
+    (decision D25)."""
+    reader = Reader(STORE, copy)
+    ref = reader.index()[0]
+    pid = ref.sample_id
+    before = reader.read(ref)
+    s1 = copy / patch_path(pid, "SENTINEL1-ASC_TS")
+    with rasterio.open(s1) as src:
+        profile, data = src.profile, src.read()
+    packed = np.round(data / 1e-4).astype(np.uint16)
+    profile.update(dtype="uint16")
+    with rasterio.open(s1, "w", **profile) as dst:
+        dst.write(packed)
+        dst.scales = (1e-4,) * packed.shape[0]
+    s2 = copy / patch_path(pid, "SENTINEL2_TS")
+    mask = np.full(before.invalid["s2"].shape[1:], 255, np.uint8)
+    mask[:, :2] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(s2, "r+") as dst:
+        dst.write_mask(mask)
+    got = reader.read(ref)
+    unpacked = packed.reshape(got.rasters["s1_asc"].shape) * 1e-4
+    np.testing.assert_allclose(got.rasters["s1_asc"], unpacked, rtol=1e-6)
+    np.testing.assert_allclose(got.rasters["s1_asc"], before.rasters["s1_asc"], atol=6e-5)
+    assert got.invalid["s2"][:, :, :2].all()
+    np.testing.assert_array_equal(got.invalid["s2"][:, :, 2:], before.invalid["s2"][:, :, 2:])
+    aerial = copy / patch_path(pid, "AERIAL_RGBI")
+    with rasterio.open(aerial, "r+") as dst:
+        dst.descriptions = ("B", "G", "R", "NIR")
+    with pytest.raises(RawFormatError, match="order R, G, B, NIR") as err:
+        reader.read(ref)
+    assert err.value.path == str(aerial)

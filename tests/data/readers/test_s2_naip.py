@@ -340,3 +340,25 @@ def test_convert_and_dataset(demo: Path, tmp_path: Path) -> None:
     assert (
         0.0 <= float(item["inputs"]["aerial"].min()) <= float(item["inputs"]["aerial"].max()) <= 1
     )
+
+
+def test_files_of_another_tile_or_an_rgba_png_are_named(copy: Path) -> None:
+    """S2 and S1 GeoTIFFs of the neighbouring tile filed under this name, and a PNG whose
+    fourth band is a constant alpha channel, are refused naming the file."""
+    reader, name = _first(copy)
+    png = copy / raster_path("aerial", name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(png) as src:
+            rgba = src.read()
+    original = png.read_bytes()
+    rgba[3] = 255
+    _write_png(png, rgba)
+    _raises(reader, name, png, "255 on every pixel .an alpha channel")
+    png.write_bytes(original)
+    for mod in ("s2", "s1"):
+        tif = copy / raster_path(mod, name)
+        data, profile = _tif(tif)
+        t = profile["transform"]
+        _rewrite_tif(tif, data, transform=t @ rasterio.Affine.translation(PX, 0))  # +640 m
+    _raises(reader, name, copy / raster_path("s2", name), f"footprint of tile {name}")
