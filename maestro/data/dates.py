@@ -16,9 +16,13 @@ DATE_DTYPE = np.int16
 
 
 def parse_yyyymmdd(text: str | int) -> tuple[int, int, int]:
-    """``"20190701"`` -> ``(2019, 182, 0)``. A day ``00`` (unknown day in FLAIR) becomes ``01``."""
+    """``"20190701"`` -> ``(2019, 182, 0)``. A day ``00`` (unknown day in FLAIR) becomes ``01``.
+
+    Eight digits, optionally followed by a non-digit (``20190701T104431``); a ninth digit
+    (``201907015``) is an error, not a truncation.
+    """
     s = str(text).strip()
-    if len(s) < 8 or not s[:8].isdigit():
+    if len(s) < 8 or not s[:8].isdigit() or s[8:9].isdigit():  # a 9th digit is a typo
         raise ValueError(f"not a YYYYMMDD date: {text!r}")
     year, month, day = int(s[:4]), int(s[4:6]), int(s[6:8])
     day = max(day, 1)
@@ -37,6 +41,8 @@ def product_date(name: str | bytes, token_from_end: int = 5) -> tuple[int, int, 
     """
     if isinstance(name, bytes):
         name = name.decode()
+    if not isinstance(name, str):  # e.g. a numeric HDF5 dataset where names were expected
+        raise ValueError(f"a product name is text, found {type(name).__name__} {name!r}")
     tokens = name.split("_")
     if len(tokens) < token_from_end:
         raise ValueError(f"product name {name!r} has fewer than {token_from_end} '_' tokens")
@@ -48,11 +54,16 @@ def date_dict(value: str | Mapping[str, object], base: int) -> list[tuple[int, i
 
     Values may be ints (PASTIS) or strings (FLAIR-HUB); a JSON string is decoded first.
     """
-    d = json.loads(value) if isinstance(value, str) else dict(value)
-    keys = sorted(int(k) for k in d)
+    raw = json.loads(value) if isinstance(value, str) else dict(value)
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"expected a JSON object of dates, found {type(raw).__name__}")
+    d = {int(k): v for k, v in raw.items()}  # "01" is key 1
+    if len(d) != len(raw):
+        raise ValueError(f"date keys repeat a number: {sorted(raw)[:5]}")
+    keys = sorted(d)
     if keys != list(range(base, base + len(keys))):
         raise ValueError(f"date keys must be consecutive from {base}, found {keys[:5]}...")
-    return [parse_yyyymmdd(d[str(k)]) for k in keys]
+    return [parse_yyyymmdd(d[k]) for k in keys]
 
 
 def as_array(dates: Iterable[tuple[int, int, int]]) -> np.ndarray:

@@ -139,6 +139,11 @@ def _validate_dates(d: np.ndarray, ref: np.ndarray, where: str) -> None:
 
 #: Largest share of values <= 0 in a linear-backscatter series (zeros are no-data fill).
 MAX_NONPOSITIVE_BACKSCATTER = 0.5
+#: Bands of a dB-valued SAR modality (not log-scaled) that are backscatter in dB.
+SAR_DB_BANDS = ("VV", "VH")
+#: Share of positive VV/VH values (with a median below 1) that means linear power, not dB:
+#: measured dB backscatter is mostly -30 to -5, positive only on bright targets.
+MIN_POSITIVE_LINEAR = 0.9
 #: Smallest median of an optical float series' positive values, after the declared scaling
 #: (reflectance x 1e4 / 1e4 is ~0.01-1; reflectance in 0-1 gives ~1e-5).
 MIN_SCALED_REFLECTANCE = 1e-3
@@ -148,7 +153,8 @@ def _validate_units(x: np.ndarray, m: ModalitySpec, where: str) -> None:
     """Values in the unit the scaling expects, where a wrong unit is unambiguous.
 
     Linear backscatter (log-scaled) is positive: a series mostly <= 0 is in dB, and every
-    value would be missing (D20). An optical float series (every band below 3 um) in
+    value would be missing (D20). dB backscatter (not log-scaled: PASTIS-HD, S2-NAIP) is
+    mostly negative: VV/VH values nearly all in (0, 1) are linear power. An optical float series (every band below 3 um) in
     reflectance x 1e4 has positive values around 100-10,000: a median below
     ``MIN_SCALED_REFLECTANCE`` x divisor is reflectance in 0-1. Integer series cannot be in
     0-1 (the storage cast refuses the fractions).
@@ -164,6 +170,19 @@ def _validate_units(x: np.ndarray, m: ModalitySpec, where: str) -> None:
             "linear backscatter (power, > 0; the scaling takes its log)",
             f"{share:.0%} of the values <= 0 (min {finite.min():.4g}): dB values?",
         )
+        return
+    sar = [i for i, b in enumerate(m.bands) if b in SAR_DB_BANDS]
+    if sar:  # dB backscatter
+        v = x[:, sar]
+        v = v[np.isfinite(v)]
+        if v.size:
+            share, med = float(np.mean(v > 0)), float(np.median(v))
+            _check(
+                not (share >= MIN_POSITIVE_LINEAR and med < 1.0),
+                where,
+                "backscatter in dB (mostly below 0)",
+                f"{share:.0%} of the VV/VH values > 0, median {med:.4g}: linear power?",
+            )
         return
     optical = m.wavelengths_um and all(w is not None and w < 3.0 for w in m.wavelengths_um)
     if optical and m.transform is None:

@@ -17,6 +17,9 @@ def test_parse_and_format():
         parse_yyyymmdd("20191301")
     with pytest.raises(ValueError, match="'20190230'"):
         parse_yyyymmdd("20190230")
+    with pytest.raises(ValueError, match="not a YYYYMMDD date: '202008025'"):
+        parse_yyyymmdd("202008025")  # a ninth digit: not 2 August
+    assert parse_yyyymmdd("20200802T104431") == parse_yyyymmdd("20200802.0") == (2020, 215, 0)
 
 
 def test_product_names():
@@ -33,5 +36,10 @@ def test_date_dicts_with_both_key_bases():
     assert date_dict({"1": "20200105", "2": "20200110"}, base=1) == [(2020, 5, 0), (2020, 10, 0)]
     with pytest.raises(ValueError, match="consecutive from 0"):
         date_dict({"0": 20180924, "2": 20181004}, base=0)
+    assert date_dict({"00": 20180924, "01": 20181004}, base=0) == [(2018, 267, 0), (2018, 277, 0)]
+    with pytest.raises(ValueError, match="repeat a number"):
+        date_dict({"0": 20180924, "00": 20181004, "1": 20181014}, base=0)
+    with pytest.raises(ValueError, match="a JSON object of dates, found list"):
+        date_dict("[20180924]", base=0)
     arr = as_array([(2019, 1, 0), (2019, 2, 0)])
     assert arr.dtype == np.int16 and arr.shape == (2, 3)

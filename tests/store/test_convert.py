@@ -245,6 +245,10 @@ class _UnitsReader(FakeReader):
             sample.rasters["s2"] = (sample.rasters["s2"] / 10000).astype(np.float32)
         elif self.unit == "s1_db":  # 10 log10 of the linear power
             sample.rasters["s1_asc"] = (10 * np.log10(np.maximum(s1, 1e-4))).astype(np.float32)
+        elif self.unit == "s1_linear":  # PASTIS-HD declares dB; linear power given
+            for name in ("s1_asc", "s1_des"):
+                db = np.nan_to_num(sample.rasters[name], nan=-12.0).astype(np.float32)
+                sample.rasters[name] = (10 ** (-np.abs(db) / 10)).astype(np.float16)
         elif self.unit == "s1_some_zeros":  # GRD no-data fill on a third of the values
             s1 = s1.copy()
             s1[..., :2, :] = 0.0
@@ -254,12 +258,17 @@ class _UnitsReader(FakeReader):
 
 @pytest.mark.parametrize(
     ("unit", "modality", "message"),
-    [("s2_fraction", "s2", "reflectance in 0-1"), ("s1_db", "s1_asc", "dB values")],
+    [
+        ("s2_fraction", "s2", "reflectance in 0-1"),
+        ("s1_db", "s1_asc", "dB values"),
+        ("s1_linear", "s1_asc", "linear power"),
+    ],
 )
 def test_values_in_another_unit_are_named(
     tmp_path: Path, unit: str, modality: str, message: str
 ) -> None:
-    reader = _UnitsReader(small_store("treesatai_ts"), 2, 1, 1, unit=unit)
+    store = "pastis_hd" if unit == "s1_linear" else "treesatai_ts"
+    reader = _UnitsReader(small_store(store), 2, 1, 1, unit=unit)
     with pytest.raises(RawFormatError, match=message) as err:
         convert(reader, tmp_path / "x.zarr", shard_samples=2)
     assert f"modality {modality!r}" in str(err.value)

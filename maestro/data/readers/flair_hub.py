@@ -131,6 +131,13 @@ class _DateTable:
         for pid, cell in zip(df["patch_id"].astype(str), df[column].astype(str), strict=True):
             if cell not in parsed:
                 parsed[cell] = self._parse(cell, pid, series)
+            seen = self.by_id.get(pid)
+            if seen is not None and seen != parsed[cell]:  # which one is right is unknowable
+                raise RawFormatError(
+                    self.path,
+                    f"one row of dates for {pid} (or identical rows)",
+                    f"rows with {', '.join(seen[:3])}... and {', '.join(parsed[cell][:3])}...",
+                )
             self.by_id[pid] = parsed[cell]
             if series:
                 try:
@@ -144,15 +151,18 @@ class _DateTable:
             if not series:
                 D.parse_yyyymmdd(cell)
                 return (cell,)
-            d = json.loads(cell)
-            keys = sorted(int(k) for k in d)
+            raw = json.loads(cell)
+            d = {int(k): v for k, v in raw.items()}  # "01" is key 1
+            if len(d) != len(raw):
+                raise ValueError(f"keys repeat a number: {sorted(raw)[:5]}")
+            keys = sorted(d)
             if keys != list(range(1, len(keys) + 1)):
                 raise ValueError(f"keys must be consecutive from '1', found {keys[:5]}")
-            out = tuple(str(d[str(k)]) for k in keys)
+            out = tuple(str(d[k]) for k in keys)
             for s in out:
                 D.parse_yyyymmdd(s)
             return out
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, AttributeError) as err:  # AttributeError: not a dict
             what = '{"1": "YYYYMMDD", ...}' if series else "a YYYYMMDD date"
             raise RawFormatError(self.path, f"{what} for {pid}", f"{cell[:80]!r} ({err})") from err
 

@@ -177,9 +177,9 @@ class Reader:
             check(
                 bool(np.all(np.isfinite(fractions)))
                 and bool(np.all((fractions >= 0) & (fractions <= 1)))
-                and float(fractions.sum()) <= 1 + FRACTION_SUM_TOL,
+                and 0 < float(fractions.sum()) <= 1 + FRACTION_SUM_TOL,
                 path,
-                f"area fractions in [0, 1] summing to <= 1 on {where}",
+                f"area fractions in [0, 1] summing to more than 0 and at most 1 on {where}",
                 fractions.tolist(),
             )
             aerial_path = self.root / "aerial" / cells[0].strip()
@@ -330,4 +330,15 @@ class Reader:
         ds = _dataset(f, f"{H5_PREFIX[mod]}-masks", path)
         want = (shape[0], MASK_CHANNELS, *shape[2:])
         check(tuple(ds.shape) == want, path, f"{ds.name} of shape {want}", tuple(ds.shape))
-        return np.asarray(_load(ds, path) > 0).any(axis=1)
+        prob = np.asarray(_load(ds, path))
+        # cloud / snow probabilities in percent: NaN or -1 would read as clear (> 0 is False)
+        ok = (prob >= 0) & (prob <= 100)  # False for NaN
+        if not ok.all():
+            t, c, y, x = (int(i[0]) for i in np.nonzero(~ok))
+            raise RawFormatError(
+                path,
+                f"{ds.name} probabilities in [0, 100]",
+                f"{prob[t, c, y, x]} at date {t}, channel {c}, pixel ({y}, {x}); "
+                f"{int((~ok).sum())} such values",
+            )
+        return (prob > 0).any(axis=1)

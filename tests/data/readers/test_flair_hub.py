@@ -164,6 +164,30 @@ def test_sentinel_dates_fall_back_to_the_roi_key(copy: Path) -> None:
     assert reader.read(ref).rasters["s2"].shape[0] == ref.ndates["s2"]
 
 
+def test_conflicting_date_rows_or_zero_padded_keys(copy: Path) -> None:
+    """Two rows for one patch with other dates are an error naming the table (the last row
+    won before); identical rows are fine; keys "01", "02" are keys 1, 2 (a KeyError before)."""
+    import pandas as pd
+
+    df = gpd.read_file(copy / AERIAL_GPKG)
+    twin = df.iloc[[0]].copy()
+    pd.concat([df, twin]).to_file(copy / AERIAL_GPKG, driver="GPKG")
+    Reader(STORE, copy)  # an identical duplicate
+    twin["date"] = "20180615"
+    pd.concat([df, twin]).to_file(copy / AERIAL_GPKG, driver="GPKG")
+    with pytest.raises(RawFormatError, match=f"one row of dates for {df['patch_id'][0]}") as err:
+        Reader(STORE, copy)
+    assert err.value.path == str(copy / AERIAL_GPKG) and "20180615" in str(err.value)
+    df.to_file(copy / AERIAL_GPKG, driver="GPKG")
+    s2 = gpd.read_file(copy / S2_GPKG)
+    first = json.loads(s2["acquisition_dates"][0])
+    s2.loc[0, "acquisition_dates"] = json.dumps({f"{int(k):02d}": v for k, v in first.items()})
+    s2.to_file(copy / S2_GPKG, driver="GPKG")
+    reader = Reader(STORE, copy)
+    ref = next(r for r in reader.index() if r.sample_id == s2["patch_id"][0])
+    assert ref.ndates["s2"] == len(first)
+
+
 def test_truncated_geotiff(copy: Path) -> None:
     reader = Reader(STORE, copy)
     ref = reader.index()[0]

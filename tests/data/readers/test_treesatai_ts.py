@@ -272,3 +272,37 @@ def test_same_tile() -> None:
     assert not same_tile(tif, "Betula_spec._1_15680_WEFL_NLF_2019.h5")
     assert not same_tile(tif, "Betula_spec._1_15679_WEFL_NLF.h5")
     assert not same_tile(tif, "Betula_spec._1_15679_WEFL_NLF_2019.tif")
+
+
+@pytest.mark.parametrize("value", [np.nan, -1.0, 101.0])
+def test_cloud_probabilities_outside_0_100_are_named(
+    broken: tuple[Reader, SampleRef], value: float
+) -> None:
+    """A NaN or -1 probability read as "clear" (> 0 is False) before."""
+    reader, ref = broken
+    _, h5 = _paths(reader, ref)
+    with h5py.File(h5, "a") as f:
+        masks = f["sen-2-masks"][()].astype(np.float32)
+        masks[1, 0, 2, 3] = value
+        del f["sen-2-masks"]
+        f["sen-2-masks"] = masks
+    _raises(reader, ref, h5, r"probabilities in \[0, 100\], found .* at date 1, channel 0")
+
+
+def test_numeric_product_names_and_an_all_zero_label_row(broken: tuple[Reader, SampleRef]) -> None:
+    reader, ref = broken
+    _, h5 = _paths(reader, ref)
+    with h5py.File(h5, "a") as f:
+        n = len(f["sen-2-products"])
+        del f["sen-2-products"]
+        f["sen-2-products"] = np.arange(n)  # an AttributeError traceback before
+    _raises(reader, ref, h5, "product names")
+    path = reader.root / "train.csv"
+    with path.open(newline="") as fh:
+        table = list(csv.reader(fh))
+    table[1][3:] = ["0.0"] * (len(table[1]) - 3)  # a tile of no genus at all
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows(table)
+    with pytest.raises(RawFormatError, match="summing to more than 0 .* on line 2") as info:
+        Reader(_store(), reader.root).index()
+    assert info.value.path == str(path)
