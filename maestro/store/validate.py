@@ -154,8 +154,9 @@ def _validate_units(x: np.ndarray, m: ModalitySpec, where: str) -> None:
 
     Linear backscatter (log-scaled) is positive: a series mostly <= 0 is in dB, and every
     value would be missing (D20). dB backscatter (not log-scaled: PASTIS-HD, S2-NAIP) is
-    mostly negative: VV/VH values nearly all in (0, 1) are linear power. An optical float series (every band below 3 um) in
-    reflectance x 1e4 has positive values around 100-10,000: a median below
+    mostly negative: VV/VH values nearly all in (0, 1) are linear power. An optical float
+    series (every band below 3 um) in reflectance x 1e4 has positive values around
+    100-10,000: a median below
     ``MIN_SCALED_REFLECTANCE`` x divisor is reflectance in 0-1. Integer series cannot be in
     0-1 (the storage cast refuses the fractions).
     """

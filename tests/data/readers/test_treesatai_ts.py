@@ -303,6 +303,6 @@ def test_numeric_product_names_and_an_all_zero_label_row(broken: tuple[Reader, S
     table[1][3:] = ["0.0"] * (len(table[1]) - 3)  # a tile of no genus at all
     with path.open("w", newline="") as fh:
         csv.writer(fh).writerows(table)
-    with pytest.raises(RawFormatError, match="summing to more than 0 .* on line 2") as info:
+    with pytest.raises(RawFormatError, match=r"summing to more than 0 .* on line 2") as info:
         Reader(_store(), reader.root).index()
     assert info.value.path == str(path)
