@@ -237,7 +237,7 @@ class MaestroDataset(Dataset):
             data, when, invalid = self.store.read(
                 tile, m.stored, window=self.window(m.name, offset)
             )
-            data = missing_as_nan(data, m)  # S1 zeros: no measurement (D20)
+            data = missing_as_nan(data, m)  # S1 zeros, optical fills: no measurement (D20, D26)
             bands = date_choice_bands(m)  # only bands the model reads decide (D21)
             choice = data if bands is None else data[:, bands]
             try:

@@ -10,6 +10,17 @@ from maestro.datasets.spec import ModalitySpec
 RELATIVE_HEIGHT_FACTOR = 30.0
 
 
+#: Scaled optical values below this are a no-data fill, not reflectance (THEIA L2A fills
+#: with -10000, i.e. -1.0; atmospheric correction leaves at most a few -0.01).
+OPTICAL_FILL_BELOW = -0.1
+
+
+def is_optical(spec: ModalitySpec) -> bool:
+    """Reflectance bands only (every centre wavelength below 3 um, no transform)."""
+    w = spec.wavelengths_um
+    return bool(w) and all(v is not None and v < 3.0 for v in w) and spec.transform is None
+
+
 def missing_as_nan(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
     """Stored values that are no measurement, as NaN (``x`` itself when there are none).
 
@@ -19,13 +30,23 @@ def missing_as_nan(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
     -4.6``, far below every measured value (-1.9 to -0.1 on that patch); here they are
     missing like NaN: their acquisition counts as dirty when dates are chosen, statistics
     skip them, and the model sees 0 (docs/decisions.md D20).
+
+    Optical ``(T, C, H, W)`` series: a pixel that is 0 in every band (the Sentinel-2 L2A
+    no-data value, an all-black fill) and a value below :data:`OPTICAL_FILL_BELOW` after
+    scaling (a -9999 / -10000 fill) are missing the same way (D26).
     """
-    if not spec.scaling.log:
+    a = np.asarray(x)
+    if spec.scaling.log:
+        bad = a <= 0
+    elif is_optical(spec) and a.ndim == 4:
+        bad = np.broadcast_to(np.all(a == 0, axis=1, keepdims=True), a.shape)
+        if a.dtype.kind != "u":
+            bad = bad | (a < OPTICAL_FILL_BELOW * spec.scaling.divisor)
+    else:
         return x
-    bad = np.asarray(x) <= 0
     if not bad.any():
         return x
-    out = np.array(x, dtype=np.float32)
+    out = np.array(a, dtype=np.float32)
     out[bad] = np.nan
     return out
 
@@ -46,30 +67,32 @@ def has_measurement(x: np.ndarray, invalid: np.ndarray | None, spec: ModalitySpe
     """Whether a stored ``(T, C, H, W)`` series holds one measured value the model reads.
 
     False for a series without acquisitions, one whose every pixel is flagged in
-    ``invalid`` ``(T, H, W)``, or a float series whose model bands hold no finite value (or,
-    log-scaled, no positive one: :func:`missing_as_nan`). The model sees zeros for such a
+    ``invalid`` ``(T, H, W)``, or one whose model bands hold no finite value once the values
+    that are no measurement are NaN (:func:`missing_as_nan`). The model sees zeros for such a
     series; the converter counts them (docs/decisions.md D24).
     """
     if x.shape[0] == 0:
         return False
     if invalid is not None and bool(np.all(invalid)):
         return False
+    x = missing_as_nan(x, spec)
     if x.dtype.kind != "f":
         return True
     bands = date_choice_bands(spec)
     v = x if bands is None else x[:, bands]
-    ok = np.isfinite(v) & (v > 0) if spec.scaling.log else np.isfinite(v)
+    ok = np.isfinite(v)
     if invalid is not None:
         ok &= ~invalid[:, None]
     return bool(ok.any())
 
 
 def scale(x: np.ndarray, spec: ModalitySpec) -> np.ndarray:
-    """Cast to float32 and apply the modality's scaling: optional ``ln(max(x, 1e-10))`` (with
-    ``x <= 0`` missing: NaN, :func:`missing_as_nan`), then ``/ divisor``."""
-    x = np.asarray(x, dtype=np.float32)
+    """Cast to float32 and apply the modality's scaling: values that are no measurement
+    become NaN (:func:`missing_as_nan`), then optional ``ln(max(x, 1e-10))``, then
+    ``/ divisor``."""
+    x = np.asarray(missing_as_nan(x, spec), dtype=np.float32)
     if spec.scaling.log:
-        x = np.log(np.maximum(missing_as_nan(x, spec), np.float32(1e-10)))
+        x = np.log(np.maximum(x, np.float32(1e-10)))
     return x / np.float32(spec.scaling.divisor)
 
 

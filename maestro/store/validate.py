@@ -18,6 +18,7 @@ from pyproj.exceptions import CRSError
 
 from maestro.data.errors import RawFormatError
 from maestro.data.sample import RawSample, SampleRef
+from maestro.data.transforms import is_optical
 from maestro.datasets.spec import ModalitySpec, StoreSpec
 from maestro.store.zarr_store import SPLIT_CODES
 
@@ -185,8 +186,7 @@ def _validate_units(x: np.ndarray, m: ModalitySpec, where: str) -> None:
                 f"{share:.0%} of the VV/VH values > 0, median {med:.4g}: linear power?",
             )
         return
-    optical = m.wavelengths_um and all(w is not None and w < 3.0 for w in m.wavelengths_um)
-    if optical and m.transform is None:
+    if is_optical(m):
         positive = finite[finite > 0]
         if positive.size:
             med = float(np.median(positive))

@@ -258,6 +258,33 @@ def test_a_band_the_model_does_not_read_does_not_choose_dates(tmp_path: Path) ->
                 assert torch.equal(x["inputs"][key], y["inputs"][key])
 
 
+def test_optical_fill_values_are_missing(tmp_path: Path) -> None:
+    """PASTIS-HD S2 acquisitions filled with -9999 make their date dirty, are kept out of the
+    train statistics and reach the model as 0, not -1 (decision D26)."""
+    fill_dates: dict[str, np.ndarray] = {}
+
+    def fill(sample) -> None:
+        x = sample.rasters["s2"].copy()
+        x[1::2] = -9999  # dates 1, 3, 5, ...: a no-data fill over the whole tile
+        sample.rasters["s2"] = x
+        fill_dates[sample.sample_id] = sample.dates["s2"][1::2]
+
+    path = tmp_path / "p.zarr"
+    # 6+ dates in 3 chunks: every chunk holds an even (clean) date
+    reader = _EditedReader(small_store("pastis_hd"), 3, 1, 1, tlim=(6, 9), edit=fill)
+    convert(reader, path, shard_samples=4)
+    store = Store(path)
+    ids = store.sample_ids
+    for train in (False, True):
+        for item in _items(path, "pastis_hd", train):
+            bad = {tuple(d) for d in fill_dates[ids[int(item["tile"])]].tolist()}
+            picked = {tuple(d) for d in item["dates"]["s2"].tolist()}
+            assert not picked & bad
+            assert float(item["inputs"]["s2"].min()) >= 0.0
+    stats = store.stats("s2", "default")
+    assert np.all(stats["mean"] > 0.0)
+
+
 def test_zero_backscatter_is_missing(tmp_path: Path) -> None:
     """S1 linear backscatter of 0 (the GRD no-data fill) makes its date dirty and never
     reaches the model as ln(1e-10) / 5 = -4.6 (decision D20)."""

@@ -25,7 +25,7 @@ def test_log_scaling_and_reorder():
     assert x[0, 0, 0, 2] == 0.0  # the input is left as it was
 
 
-def test_missing_as_nan_only_for_linear_backscatter():
+def test_missing_as_nan_for_backscatter_and_optical_fills():
     cat = catalog()
     s1 = cat.store("treesatai_ts").modality("s1_asc")
     x = np.array([[[[0.2, 0.0]]]], np.float32)
@@ -33,8 +33,24 @@ def test_missing_as_nan_only_for_linear_backscatter():
     assert np.isnan(missing_as_nan(x, s1)[0, 0, 0, 1]) and x[0, 0, 0, 1] == 0.0
     clean = np.full((1, 1, 1, 2), 0.3, np.float32)
     assert missing_as_nan(clean, s1) is clean  # nothing missing: no copy
-    s2 = cat.store("treesatai_ts").modality("s2")  # reflectance 0 is a value, not a fill
-    assert missing_as_nan(x, s2) is x
+    s2 = cat.store("pastis_hd").modality("s2")  # int16 reflectance x 1e4
+    r = np.full((2, 10, 1, 4), 800, np.int16)
+    r[0, 3, 0, 0] = 0  # one band at 0: a value (a dark band)
+    r[0, 5, 0, 1] = -50  # slightly negative after atmospheric correction: a value
+    assert missing_as_nan(r, s2) is r
+    r[1, :, 0, 2] = 0  # 0 in every band: the L2A no-data value (D26)
+    r[1, 4, 0, 3] = -9999  # a THEIA-style fill in one band
+    out = missing_as_nan(r, s2)
+    assert out.dtype == np.float32 and np.isnan(out[1, :, 0, 2]).all()
+    assert np.isnan(out[1, 4, 0, 3]) and np.isfinite(out[1, [0, 1, 2, 3, 5], 0, 3]).all()
+    assert np.isfinite(out[0]).all() and out[0, 5, 0, 1] == -50
+    aerial = cat.store("flair_hub").modality("aerial")  # uint8: black pixels are fills
+    img = np.full((1, 4, 2, 2), 7, np.uint8)
+    img[0, :, 1, 1] = 0
+    assert np.isnan(missing_as_nan(img, aerial)[0, :, 1, 1]).all()
+    dem = cat.store("flair_hub").modality("dem")  # not optical: 0 m is a height
+    flat = np.zeros((1, 2, 2, 2), np.float32)
+    assert missing_as_nan(flat, dem) is flat
     pastis_s1 = cat.store("pastis_hd").modality("s1_asc")  # dB: negative values are normal
     db = np.array([[[[-12.0, 0.0]]]], np.float32)
     assert missing_as_nan(db, pastis_s1) is db
