@@ -70,6 +70,8 @@ def target_path(root: Path, patch_id: str) -> Path:
     return root / "ANNOTATIONS" / f"TARGET_{patch_id}.npy"
 
 
+#: Metadata columns holding each patch's geometry bounds (minx, miny, maxx, maxy).
+FOOTPRINT_COLUMNS = ("_minx", "_miny", "_maxx", "_maxy")
 #: First bytes of every .npy file (the NumPy format's magic string).
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -137,7 +139,17 @@ class Reader:
         ids = frame["id"].map(lambda v: "" if v is None or v != v else str(v).strip())
         check(not (ids == "").any(), path, "a non-empty 'id' on every feature", "an empty id")
         check(ids.is_unique, path, "unique 'id' values", "duplicates")
-        return pd.DataFrame(frame.drop(columns="geometry")).set_index(ids.rename(None))
+        out = pd.DataFrame(frame.drop(columns="geometry")).set_index(ids.rename(None))
+        # footprints for the SPOT check, in the store CRS: the published file has Lambert-93
+        # metres and no "crs" member, which GeoJSON readers take for WGS 84 degrees
+        crs = frame.crs
+        usable = (
+            crs is None or crs.is_geographic or bool(self.store.crs and crs.equals(self.store.crs))
+        )
+        bounds = frame.geometry.bounds.to_numpy()
+        if usable and bounds.size and np.all(np.abs(bounds[np.isfinite(bounds)]) > 360.0):
+            out[list(FOOTPRINT_COLUMNS)] = bounds  # not degrees: projected metres
+        return out
 
     def _dates(self, patch_id: str, modality: str) -> np.ndarray:
         """``(T, 3)`` int16 dates of one series, from the metadata."""
@@ -218,6 +230,7 @@ class Reader:
             rasters[name] = _as_dtype(arr, spec.dtype, path, spec.bands)
             dates[name] = d
         rasters["spot"], bounds = self._read_spot(pid)
+        self._check_footprint(pid, bounds)
         if self.store.ref_date is None:
             raise ValueError(f"store {self.store.name!r} declares no ref_date")
         ref_date = as_array([parse_yyyymmdd(self.store.ref_date)])
@@ -230,6 +243,25 @@ class Reader:
             label=self._read_target(pid),
             ref_date=ref_date[0],
             bounds=bounds,
+        )
+
+    def _check_footprint(self, pid: str, bounds: tuple[float, float, float, float] | None) -> None:
+        """The SPOT image lies on the patch's metadata geometry, to a quarter of the tile
+        (D27): another patch's image filed under this id is refused; the geometry is only
+        compared where it is in projected metres of the store CRS (or names no CRS)."""
+        row = self._row(pid)
+        if bounds is None or FOOTPRINT_COLUMNS[0] not in row.index:
+            return
+        want = tuple(float(row[c]) for c in FOOTPRINT_COLUMNS)
+        if not all(np.isfinite(want)):
+            return
+        tol = 0.25 * self.store.tile_m
+        check(
+            np.allclose(bounds, want, rtol=0.0, atol=tol),
+            spot_path(self.root, pid),
+            f"the footprint of patch {pid} in {METADATA} {tuple(round(v, 1) for v in want)} "
+            f"(to {tol:g} m)",
+            tuple(round(v, 1) for v in bounds),
         )
 
     # --- per-file readers -----------------------------------------------------------------

@@ -290,3 +290,23 @@ def test_spot_at_another_resolution_is_named(demo: Path) -> None:
     with pytest.raises(RawFormatError, match=rf"{res} m pixels, found {2 * res:g} x") as err:
         reader.read(reader.index()[0])
     assert err.value.path == str(path)
+
+
+def test_spot_of_another_patch_is_named(demo: Path) -> None:
+    """Two patches' SPOT files swapped: each lies on the other's metadata geometry (D27).
+    A geometry in degrees (a CRS84 copy) is not compared."""
+    reader = Reader(_store(), demo)
+    a, b = (r.sample_id for r in reader.index()[:2])
+    pa, pb = demo / SPOT.format(a), demo / SPOT.format(b)
+    before = reader.read(reader.index()[0]).bounds
+    data_a, data_b = pa.read_bytes(), pb.read_bytes()
+    pa.write_bytes(data_b)
+    pb.write_bytes(data_a)
+    with pytest.raises(RawFormatError, match=f"footprint of patch {a} in metadata.geojson") as err:
+        Reader(_store(), demo).read(reader.index()[0])
+    assert err.value.path == str(pa)
+    doc = _metadata(demo)
+    for feature in doc["features"]:  # the geometry as degrees: nothing to compare against
+        feature["geometry"] = {"type": "Polygon", "coordinates": [[[0, 45], [0, 46], [1, 46], [0, 45]]]}  # fmt: skip
+    _rewrite_metadata(demo, doc)
+    assert Reader(_store(), demo).read(reader.index()[0]).bounds != before
