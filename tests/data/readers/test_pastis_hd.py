@@ -306,7 +306,8 @@ def test_spot_of_another_patch_is_named(demo: Path) -> None:
         Reader(_store(), demo).read(reader.index()[0])
     assert err.value.path == str(pa)
     doc = _metadata(demo)
+    ring = [[0, 45], [0, 46], [1, 46], [0, 45]]
     for feature in doc["features"]:  # the geometry as degrees: nothing to compare against
-        feature["geometry"] = {"type": "Polygon", "coordinates": [[[0, 45], [0, 46], [1, 46], [0, 45]]]}  # fmt: skip
+        feature["geometry"] = {"type": "Polygon", "coordinates": [ring]}
     _rewrite_metadata(demo, doc)
     assert Reader(_store(), demo).read(reader.index()[0]).bounds != before
