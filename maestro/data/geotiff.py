@@ -12,7 +12,7 @@ A reader that takes ``src.read()`` as it is trusts four things the file may say 
 - **invalid pixels**: an internal (per-dataset) mask, besides a no-data value
   (:func:`mask_holes`; no-data values: :mod:`maestro.data.nodata`).
 
-Each function takes an open ``rasterio`` dataset and the path, for the error.
+The checks take an open ``rasterio`` dataset and its path, which the error names.
 """
 
 from __future__ import annotations
