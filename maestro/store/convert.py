@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover - Windows
 from maestro import __version__
 from maestro.data.errors import BusyError, RawFormatError
 from maestro.data.sample import RawReader
-from maestro.datasets.spec import to_dict
+from maestro.datasets.spec import StoreSpec, to_dict
 from maestro.store.convert_shards import RunningStats, ShardJob, read_marker, run_shards
 from maestro.store.manifest import MANIFEST_NAME
 from maestro.store.tile_index import TILE_INDEX_NAME, build_tile_index, write_tile_index
@@ -183,13 +183,17 @@ def _prepare(job: ShardJob, work: Path, fingerprint: str) -> set[int]:
     return set()
 
 
-def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> dict[str, list[str]]:
+def _finalize(
+    job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]
+) -> tuple[dict[str, list[str]], list[int]]:
     """Small arrays, attributes, tile index, consolidated metadata and manifest of the store.
 
-    Returns modality -> ids of the samples whose series holds no measurement (store order).
+    Returns modality -> ids of the samples whose series holds no measurement (store order),
+    and the pixels per class of a raster label (empty without one).
     """
     spec = job.spec
     empty: dict[str, list[str]] = {m.name: [] for m in spec.stored_modalities}
+    classes: np.ndarray | None = None
     small: dict[str, list[np.ndarray]] = {p: [] for p, lo in job.layout.items() if not lo.sharded}
     crs: list[str | None] = []
     stats = {
@@ -204,6 +208,9 @@ def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> di
         crs.extend(str(c) or None for c in marker["crs"])
         for mod, ids in empty.items():  # markers of a run before D24 have none
             ids.extend(str(i) for i in marker.get(f"empty/{mod}", ()))
+        counts = marker.get("label_counts")
+        if counts is not None and counts.size:
+            classes = counts.copy() if classes is None else classes + counts
         for (mod, scheme), acc in stats.items():
             key = f"stats/{mod}/{scheme}"
             acc.merge(marker[f"{key}/count"], marker[f"{key}/mean"], marker[f"{key}/m2"])
@@ -233,6 +240,7 @@ def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> di
             "n_samples": len(job.refs),
             "splits": splits,
             "crs": spec.crs,
+            "label_counts": [] if classes is None else [int(c) for c in classes],
             "created_by": f"maestro {__version__}",
         }
     )
@@ -250,7 +258,7 @@ def _finalize(job: ShardJob, tmax: dict[str, int], splits: dict[str, Any]) -> di
         zarr.consolidate_metadata(job.store_dir)
     # after consolidation, which would list the file as an unknown Zarr node
     write_tile_index(index, job.store_dir / TILE_INDEX_NAME)
-    return empty
+    return empty, [] if classes is None else [int(c) for c in classes]
 
 
 def _warn_empty(out: Path, empty: dict[str, list[str]], n: int) -> None:
@@ -262,6 +270,17 @@ def _warn_empty(out: Path, empty: dict[str, list[str]], n: int) -> None:
                 "zeros there (docs/decisions.md D24)",
                 out, len(ids), n, mod, ", ".join(ids[:5]),
             )  # fmt: skip
+
+
+def _warn_labels(out: Path, classes: list[int], store: StoreSpec) -> None:
+    """Warn when label value 0 never occurs in a store whose other classes do: the labels
+    are likely coded from 1 (every class shifted by one; D24)."""
+    if classes and classes[0] == 0 and sum(classes) > 0:
+        log.warning(
+            "%s: label value 0 (%r) occurs in no sample while values up to %d do: labels "
+            "coded from 1? (every class would be shifted by one)",
+            out, store.label.names[0], max(k for k, c in enumerate(classes) if c),
+        )  # fmt: skip
 
 
 def _install(src: Path, final: Path) -> None:
@@ -308,7 +327,8 @@ def convert(
         "workers", "shards", "shards_reused", "without_measurement"}``; the last maps each
         modality to its number of samples whose series holds no measurement (no
         acquisition, every pixel invalid or non-finite; also the modality attribute
-        ``samples_without_measurement``).
+        ``samples_without_measurement``); ``label_counts`` holds the pixels per class of a
+        raster label (also the store attribute; empty for fraction labels).
 
     A conversion holds the lock :func:`lock_path` of ``out`` from start to end: a second
     conversion to the same ``out`` stops at once with :class:`BusyError`.
@@ -380,8 +400,9 @@ def _convert(
             f"{work} and a rerun converts only the others"
         )
         raise err
-    empty = _finalize(job, tmax, splits)
+    empty, classes = _finalize(job, tmax, splits)
     _warn_empty(out, empty, len(refs))
+    _warn_labels(out, classes, store)
     digest = write_manifest(job.store_dir)
     _install(job.store_dir, out)
     _remove(work)
@@ -396,4 +417,5 @@ def _convert(
         "shards": job.n_shards,
         "shards_reused": len(done),
         "without_measurement": {mod: len(ids) for mod, ids in empty.items()},
+        "label_counts": classes,
     }

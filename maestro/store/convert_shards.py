@@ -150,7 +150,8 @@ def marker_path(marker_dir: Path, k: int) -> Path:
 
 def read_marker(marker_dir: Path, k: int) -> dict[str, np.ndarray]:
     """A finished shard's small arrays, ``crs``, ``stats/<mod>/<scheme>/{count,mean,m2}`` and
-    ``empty/<mod>`` (ids of the samples whose series holds no measurement)."""
+    ``empty/<mod>`` (ids of the samples whose series holds no measurement) and
+    ``label_counts`` (pixels per class of a raster label; empty otherwise)."""
     with np.load(marker_path(marker_dir, k), allow_pickle=False) as f:
         return {name: f[name] for name in f.files}
 
@@ -184,6 +185,8 @@ def convert_shard(job: ShardJob, k: int) -> None:
     }
     crs = []
     empty: dict[str, list[str]] = {m.name: [] for m in spec.stored_modalities}
+    raster_label = spec.label is not None and spec.label.kind != "fractions"
+    classes = np.zeros(len(spec.label.names) if raster_label else 0, np.int64)  # type: ignore[union-attr]
     for j, ref in enumerate(refs):
         sample = job.reader.read(ref)
         validate_sample(sample, ref, spec, Path(job.reader.root))
@@ -194,6 +197,8 @@ def convert_shard(job: ShardJob, k: int) -> None:
             _put(buffers, j, "bounds", np.asarray(sample.bounds, np.float64))
         if spec.label is not None:
             _put(buffers, j, "label", sample.label)
+            if raster_label:  # validated: values in [0, K)
+                classes += np.bincount(np.asarray(sample.label).ravel(), minlength=len(classes))
         for scheme in spec.split_schemes:
             split = ref.splits.get(scheme)
             _put(buffers, j, f"split_{scheme}", NO_SPLIT if split is None else SPLIT_CODES[split])
@@ -228,6 +233,7 @@ def convert_shard(job: ShardJob, k: int) -> None:
         sharded.write_shard(k, buffers.pop(path))  # replaces what a killed run left
     for mod, ids in empty.items():
         marker[f"empty/{mod}"] = np.array(ids, dtype=str)
+    marker["label_counts"] = classes
     for (mod, scheme), acc in stats.items():
         for name in ("count", "mean", "m2"):
             marker[f"stats/{mod}/{scheme}/{name}"] = getattr(acc, name)

@@ -117,7 +117,8 @@ def _date_problem(d: np.ndarray) -> str | None:
 
 
 def _validate_dates(d: np.ndarray, ref: np.ndarray, where: str) -> None:
-    """Possible dates, within :data:`MAX_YEARS_FROM_REF` of the reference date (D23).
+    """Possible dates, within :data:`MAX_YEARS_FROM_REF` of the reference date, and not one
+    day repeated over a whole series of 3+ acquisitions (D23).
 
     A typo in a year (``1019``, ``2190``) passes every parser and becomes a date code of
     hundreds of years, fed to the model as it is.
@@ -127,6 +128,13 @@ def _validate_dates(d: np.ndarray, ref: np.ndarray, where: str) -> None:
     _check((bad := _date_problem(d)) is None, f"{where} dates", expected, bad)
     if d.size == 0:
         return
+    distinct = len({tuple(row) for row in d.tolist()})
+    _check(
+        len(d) <= 2 or distinct > 1,
+        f"{where} dates",
+        "acquisitions on more than one day (a series of 3+ dates)",
+        f"all {len(d)} dates {tuple(int(v) for v in d[0])}",
+    )
     years = d[:, 0] + d[:, 1] / 365.25 - (float(ref[0]) + float(ref[1]) / 365.25)
     far = int(np.argmax(np.abs(years)))
     _check(

@@ -55,6 +55,20 @@ def test_impossible_or_far_dates_are_named(
     assert not (tmp_path / "x.zarr").exists()
 
 
+def test_a_series_of_one_repeated_day_is_named(tmp_path: Path) -> None:
+    """Every line of a date file set to the first product: T dates, one day (no time left
+    in the date codes). Two same-day acquisitions (two granules) are fine."""
+    spec = small_store("flair_hub")
+    reader = FakeReader(spec, 1, 1, 1, tlim=(3, 6))
+    ref = reader.index()[0]
+    sample = reader.make(0, ref)
+    sample.dates["s2"][1] = sample.dates["s2"][0]
+    validate_sample(sample, ref, spec, reader.root)
+    sample.dates["s2"][:] = sample.dates["s2"][0]
+    with pytest.raises(RawFormatError, match=r"more than one day .* found all \d+ dates"):
+        validate_sample(sample, ref, spec, reader.root)
+
+
 def test_dates_at_the_limits_are_accepted(tmp_path: Path) -> None:
     """A leap day 366, hour 23, and an acquisition just within the distance are fine."""
     spec = small_store("flair_hub")
@@ -109,3 +123,36 @@ def test_series_without_measurement_are_counted(
     text = caplog.text
     assert "1 of 5 samples have no measurement in 's1_asc' (e.g. tile_001)" in text
     assert "in 's2' (e.g. tile_002)" in text
+
+
+class _ShiftedLabels(FakeReader):
+    """Fake PASTIS-HD whose label rasters are coded from 1 (every class + 1, none at 0)."""
+
+    def make(self, k: int, ref: SampleRef) -> RawSample:
+        sample = super().make(k, ref)
+        top = len(self.store.label.names) - 1
+        sample.label = np.minimum(sample.label, top - 1) + 1
+        return sample
+
+
+def test_label_counts_and_a_label_coded_from_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pixels per class land in the summary and the store; no class 0 anywhere warns that
+    the labels are likely coded from 1 (only a patch holding the top class would fail the
+    range check)."""
+    import zarr
+
+    spec = small_store("pastis_hd")
+    caplog.set_level("WARNING")
+    good = convert(FakeReader(spec, 2, 1, 1), tmp_path / "a.zarr", 2)
+    counts = good["label_counts"]
+    assert len(counts) == len(spec.label.names) and counts[0] > 0
+    assert sum(counts) == good["n_samples"] * 32 * 32
+    assert zarr.open_group(tmp_path / "a.zarr", mode="r").attrs["label_counts"] == counts
+    assert "coded from 1" not in caplog.text
+    shifted = convert(_ShiftedLabels(spec, 2, 1, 1), tmp_path / "b.zarr", 2)
+    assert shifted["label_counts"][0] == 0
+    assert "label value 0 ('Background') occurs in no sample" in caplog.text
+    fractions = convert(FakeReader(small_store("treesatai_ts"), 1, 1, 1), tmp_path / "c.zarr", 2)
+    assert fractions["label_counts"] == []

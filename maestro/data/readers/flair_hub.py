@@ -103,6 +103,11 @@ def split_csv(scheme: str, split: str) -> str:
     return f"{split}.csv" if scheme == "default" else f"{split}_{scheme}.csv"
 
 
+#: Largest distance in years between a Sentinel acquisition and the patch's aerial campaign
+#: year (the ``<DOMAIN>-<YEAR>`` token): the series cover the campaign year [I].
+SERIES_YEARS_FROM_CAMPAIGN = 1
+
+
 # --- metadata -----------------------------------------------------------------------------
 def _read_table(path: Path, column: str) -> pd.DataFrame:
     """The ``patch_id`` and ``column`` columns of a date GeoPackage (geometry not read)."""
@@ -346,6 +351,15 @@ class Reader:
         pid = ref.sample_id
         ref_str = self._ref_dates.lookup(pid)[0]
         ref_date = D.as_array([D.parse_yyyymmdd(ref_str)])  # (1, 3); day 00 -> 01
+        year = split_patch_id(pid)[0].rpartition("-")[2]  # <DOMAIN>-<YEAR>
+        check(year.isdigit(), self.root, f"a campaign year in patch id {pid}", year)
+        campaign = int(year)
+        check(
+            int(ref_date[0, 0]) == campaign,
+            self._ref_dates.path,
+            f"an aerial date in {campaign} for {pid} (its campaign year)",
+            ref_str,
+        )
         rasters: dict[str, np.ndarray] = {}
         dates: dict[str, np.ndarray] = {}
         invalid: dict[str, np.ndarray] = {}
@@ -357,6 +371,14 @@ class Reader:
             if spec.temporal:
                 stamps = self._series[spec.name].lookup(pid)
                 dates[spec.name] = D.as_array(D.parse_yyyymmdd(s) for s in stamps)
+                far = [s for s in stamps if abs(int(s[:4]) - campaign) > SERIES_YEARS_FROM_CAMPAIGN]
+                check(
+                    not far,
+                    self._series[spec.name].path,
+                    f"{spec.name} dates of {pid} within {SERIES_YEARS_FROM_CAMPAIGN} year of its "
+                    f"campaign {campaign}",
+                    f"{len(far)} dates such as {far[:1]}",
+                )
             else:
                 dates[spec.name] = ref_date.copy()
             t, c = len(dates[spec.name]), len(spec.bands)

@@ -324,6 +324,16 @@ class Reader:
                 raise RawFormatError(
                     path, f"{names_ds.name} product names with YYYYMMDD in token [-5]", repr(name)
                 ) from err
+        # the file holds one year of series, named in its stem (``<aerial stem>_<YYYY>.h5``)
+        year = path.stem.rpartition("_")[2]
+        if year.isdigit():
+            other = [k for k, d in enumerate(dates) if d[0] != int(year)]
+            check(
+                not other,
+                path,
+                f"{names_ds.name} acquisitions in {year} (the year of the file name)",
+                f"product {other[0]} dated {dates[other[0]][0]}" if other else "",
+            )
         return data, as_array(dates)
 
     def _read_mask(self, f: h5py.File, mod: str, shape: tuple[int, ...], path: Path) -> np.ndarray:

@@ -376,3 +376,32 @@ def test_geotiff_profile_says_how_to_read_the_values(copy: Path) -> None:
     with pytest.raises(RawFormatError, match="order R, G, B, NIR") as err:
         reader.read(ref)
     assert err.value.path == str(aerial)
+
+
+def test_dates_of_another_campaign_year_are_named(copy: Path) -> None:
+    """A patch ``D006-2020_...`` flown in 2017, or Sentinel series two years off its
+    campaign: another campaign's table rows (the 15-year date window lets them through)."""
+    reader = Reader(STORE, copy)
+    ref = reader.index()[0]
+    pid = ref.sample_id
+    year = int(pid.split("_")[0].split("-")[1])
+    df = gpd.read_file(copy / AERIAL_GPKG)
+    row = df["patch_id"] == pid
+    good = df.loc[row, "date"].iloc[0]
+    df.loc[row, "date"] = f"{year - 3}{good[4:]}"
+    df.to_file(copy / AERIAL_GPKG, driver="GPKG")
+    with pytest.raises(RawFormatError, match=f"aerial date in {year} for {pid}") as err:
+        Reader(STORE, copy).read(ref)
+    assert err.value.path == str(copy / AERIAL_GPKG)
+    df.loc[row, "date"] = good
+    df.to_file(copy / AERIAL_GPKG, driver="GPKG")
+    s2 = gpd.read_file(copy / S2_GPKG)
+    row = s2["patch_id"] == pid
+    dates = json.loads(s2.loc[row, "acquisition_dates"].iloc[0])
+    s2.loc[row, "acquisition_dates"] = json.dumps(
+        {k: f"{year - 2}{v[4:]}" for k, v in dates.items()}
+    )
+    s2.to_file(copy / S2_GPKG, driver="GPKG")
+    with pytest.raises(RawFormatError, match=f"s2 dates of {pid} within 1 year") as err:
+        Reader(STORE, copy).read(ref)
+    assert err.value.path == str(copy / S2_GPKG)

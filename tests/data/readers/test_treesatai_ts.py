@@ -306,3 +306,19 @@ def test_numeric_product_names_and_an_all_zero_label_row(broken: tuple[Reader, S
     with pytest.raises(RawFormatError, match=r"summing to more than 0 .* on line 2") as info:
         Reader(_store(), reader.root).index()
     assert info.value.path == str(path)
+
+
+def test_products_of_another_year_than_the_file_name_are_named(
+    broken: tuple[Reader, SampleRef],
+) -> None:
+    """``<stem>_<YYYY>.h5`` holds that year's series: S2 products of three years earlier
+    would give date codes the file name contradicts."""
+    reader, ref = broken
+    _, h5 = _paths(reader, ref)
+    year = h5.stem.rpartition("_")[2]
+    with h5py.File(h5, "a") as f:
+        names = [n.decode() for n in f["sen-2-products"][()]]
+        moved = [n.replace(f"_{year}", f"_{int(year) - 3}") for n in names]
+        del f["sen-2-products"]
+        f.create_dataset("sen-2-products", data=moved, dtype=h5py.string_dtype())
+    _raises(reader, ref, h5, rf"acquisitions in {year} .*found product 0 dated {int(year) - 3}")
