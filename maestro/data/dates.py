@@ -49,21 +49,29 @@ def product_date(name: str | bytes, token_from_end: int = 5) -> tuple[int, int, 
     return parse_yyyymmdd(tokens[-token_from_end][:8])
 
 
-def date_dict(value: str | Mapping[str, object], base: int) -> list[tuple[int, int, int]]:
-    """Dates of a JSON dict with consecutive string keys starting at ``base`` ("0" or "1").
+def keyed_values(value: str | Mapping[str, object], base: int) -> list[object]:
+    """Values of a JSON dict with consecutive number keys from ``base``, in key order.
 
-    Values may be ints (PASTIS) or strings (FLAIR-HUB); a JSON string is decoded first.
+    Keys are read as numbers (``"01"`` is 1); a JSON string is decoded first.
     """
     raw = json.loads(value) if isinstance(value, str) else dict(value)
     if not isinstance(raw, Mapping):
         raise ValueError(f"expected a JSON object of dates, found {type(raw).__name__}")
-    d = {int(k): v for k, v in raw.items()}  # "01" is key 1
+    d = {int(k): v for k, v in raw.items()}
     if len(d) != len(raw):
         raise ValueError(f"date keys repeat a number: {sorted(raw)[:5]}")
     keys = sorted(d)
     if keys != list(range(base, base + len(keys))):
         raise ValueError(f"date keys must be consecutive from {base}, found {keys[:5]}...")
-    return [parse_yyyymmdd(d[k]) for k in keys]
+    return [d[k] for k in keys]
+
+
+def date_dict(value: str | Mapping[str, object], base: int) -> list[tuple[int, int, int]]:
+    """Dates of a JSON dict with consecutive string keys starting at ``base`` ("0" or "1").
+
+    Values may be ints (PASTIS) or strings (FLAIR-HUB); see :func:`keyed_values`.
+    """
+    return [parse_yyyymmdd(v) for v in keyed_values(value, base)]  # type: ignore[arg-type]
 
 
 def as_array(dates: Iterable[tuple[int, int, int]]) -> np.ndarray:

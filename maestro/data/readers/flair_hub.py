@@ -21,7 +21,6 @@ in the band axis, date-major; the date count comes from the ``*_MTD_DATES.gpkg``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -156,14 +155,7 @@ class _DateTable:
             if not series:
                 D.parse_yyyymmdd(cell)
                 return (cell,)
-            raw = json.loads(cell)
-            d = {int(k): v for k, v in raw.items()}  # "01" is key 1
-            if len(d) != len(raw):
-                raise ValueError(f"keys repeat a number: {sorted(raw)[:5]}")
-            keys = sorted(d)
-            if keys != list(range(1, len(keys) + 1)):
-                raise ValueError(f"keys must be consecutive from '1', found {keys[:5]}")
-            out = tuple(str(d[k]) for k in keys)
+            out = tuple(str(v) for v in D.keyed_values(cell, base=1))
             for s in out:
                 D.parse_yyyymmdd(s)
             return out
