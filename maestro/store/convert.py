@@ -232,6 +232,7 @@ def _finalize(
                 "samples_without_measurement": len(empty[m.name]),
             }
         )
+    label_counts = [] if classes is None else [int(c) for c in classes]
     group.attrs.update(
         {
             "format": FORMAT,
@@ -240,7 +241,7 @@ def _finalize(
             "n_samples": len(job.refs),
             "splits": splits,
             "crs": spec.crs,
-            "label_counts": [] if classes is None else [int(c) for c in classes],
+            "label_counts": label_counts,
             "created_by": f"maestro {__version__}",
         }
     )
@@ -258,7 +259,7 @@ def _finalize(
         zarr.consolidate_metadata(job.store_dir)
     # after consolidation, which would list the file as an unknown Zarr node
     write_tile_index(index, job.store_dir / TILE_INDEX_NAME)
-    return empty, [] if classes is None else [int(c) for c in classes]
+    return empty, label_counts
 
 
 def _warn_empty(out: Path, empty: dict[str, list[str]], n: int) -> None:

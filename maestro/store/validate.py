@@ -9,6 +9,7 @@ modality (or label) at fault.
 
 from __future__ import annotations
 
+import calendar
 import functools
 from pathlib import Path
 
@@ -106,7 +107,7 @@ MAX_YEARS_FROM_REF = 15.0
 def _date_problem(d: np.ndarray) -> str | None:
     """The first impossible ``(year, day of year, hour)`` row of ``(T, 3)`` dates, described."""
     for year, doy, hour in d.tolist():
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        leap = int(calendar.isleap(year))
         if not DATE_YEARS[0] <= year <= DATE_YEARS[1]:
             return f"year {year} outside {DATE_YEARS[0]}-{DATE_YEARS[1]}"
         if not 1 <= doy <= 365 + leap:
