@@ -258,6 +258,22 @@ def test_a_band_the_model_does_not_read_does_not_choose_dates(tmp_path: Path) ->
                 assert torch.equal(x["inputs"][key], y["inputs"][key])
 
 
+def _missing_dates_never_picked(
+    path: Path, dataset: str, modality: str, bad_dates: dict[str, np.ndarray], floor: float
+) -> dict:
+    """No evaluation or training item picks one of a sample's ``bad_dates`` nor reaches the
+    model below ``floor``; returns the store's train statistics of ``modality``."""
+    store = Store(path)
+    ids = store.sample_ids
+    for train in (False, True):
+        for item in _items(path, dataset, train):
+            bad = {tuple(d) for d in bad_dates[ids[int(item["tile"])]].tolist()}
+            picked = {tuple(d) for d in item["dates"][modality].tolist()}
+            assert not picked & bad
+            assert float(item["inputs"][modality].min()) >= floor
+    return store.stats(modality, "default")
+
+
 def test_optical_fill_values_are_missing(tmp_path: Path) -> None:
     """PASTIS-HD S2 acquisitions filled with -9999 make their date dirty, are kept out of the
     train statistics and reach the model as 0, not -1 (decision D26)."""
@@ -273,15 +289,7 @@ def test_optical_fill_values_are_missing(tmp_path: Path) -> None:
     # 6+ dates in 3 chunks: every chunk holds an even (clean) date
     reader = _EditedReader(small_store("pastis_hd"), 3, 1, 1, tlim=(6, 9), edit=fill)
     convert(reader, path, shard_samples=4)
-    store = Store(path)
-    ids = store.sample_ids
-    for train in (False, True):
-        for item in _items(path, "pastis_hd", train):
-            bad = {tuple(d) for d in fill_dates[ids[int(item["tile"])]].tolist()}
-            picked = {tuple(d) for d in item["dates"]["s2"].tolist()}
-            assert not picked & bad
-            assert float(item["inputs"]["s2"].min()) >= 0.0
-    stats = store.stats("s2", "default")
+    stats = _missing_dates_never_picked(path, "pastis_hd", "s2", fill_dates, floor=0.0)
     assert np.all(stats["mean"] > 0.0)
 
 
@@ -300,13 +308,6 @@ def test_zero_backscatter_is_missing(tmp_path: Path) -> None:
     path = tmp_path / "t.zarr"
     reader = _EditedReader(small_store("treesatai_ts"), 3, 1, 1, tlim=(4, 8), edit=zero_fill)
     convert(reader, path, shard_samples=4)
-    store = Store(path)
-    ids = store.sample_ids
-    for train in (False, True):
-        for item in _items(path, "treesatai_ts", train):
-            bad = {tuple(d) for d in zero_dates[ids[int(item["tile"])]].tolist()}
-            picked = {tuple(d) for d in item["dates"]["s1_asc"].tolist()}
-            assert not picked & bad  # every chunk of 2+ dates has a clean one
-            assert float(item["inputs"]["s1_asc"].min()) > -4.0
-    stats = store.stats("s1_asc", "default")
+    # every chunk of 2+ dates has a clean one
+    stats = _missing_dates_never_picked(path, "treesatai_ts", "s1_asc", zero_dates, floor=-4.0)
     assert np.all(stats["mean"] > -4.0)  # the zeros are not in the train statistics either
