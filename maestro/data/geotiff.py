@@ -25,6 +25,7 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.io import DatasetReader
 
 from maestro.data.errors import check
+from maestro.data.nodata import blank_nodata, nodata_mask
 
 __all__ = [
     "check_band_names",
@@ -32,6 +33,7 @@ __all__ = [
     "check_north_up",
     "mask_holes",
     "merge_holes",
+    "read_values",
     "unpack",
 ]
 
@@ -130,3 +132,19 @@ def merge_holes(*holes: np.ndarray | None) -> np.ndarray | None:
     for h in present[1:]:
         out |= h
     return out
+
+
+def read_values(
+    src: DatasetReader, path: Path, dtype: str, blank: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """All bands of a north-up GeoTIFF, unpacked, with its missing pixels.
+
+    Returns the ``(bands, H, W)`` values (scale / offset applied; with ``blank``, the pixels
+    at a declared no-data value or under an internal mask set to NaN in float storage, 0 in
+    integer storage: :func:`maestro.data.nodata.blank_nodata`) and those pixels (None when
+    there are none, or without ``blank``: labels and masks keep their values).
+    """
+    check_north_up(src, path)
+    data = src.read()
+    holes = merge_holes(nodata_mask(data, src.nodatavals), mask_holes(src)) if blank else None
+    return blank_nodata(unpack(src, data, dtype, path), holes, dtype), holes

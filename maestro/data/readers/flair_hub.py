@@ -37,7 +37,6 @@ from rasterio.crs import CRS
 from maestro.data import dates as D
 from maestro.data import geotiff as G
 from maestro.data.errors import RawFormatError, check
-from maestro.data.nodata import blank_nodata, nodata_mask
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.flair_hub import FOLDER_TOKENS
 from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
@@ -257,18 +256,13 @@ def _read_tif(
                     f"CRS {crs}",
                     found_crs,
                 )
-            G.check_north_up(src, path)
             if names:
                 G.check_band_names(src, path, names)
-            data = src.read()
-            holes = None
-            if blank:
-                holes = G.merge_holes(nodata_mask(data, src.nodatavals), G.mask_holes(src))
-            data = G.unpack(src, data, dtype, path)
+            data, holes = G.read_values(src, path, dtype, blank)
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
-    data = to_storage(blank_nodata(data, holes, dtype), dtype, path)
+    data = to_storage(data, dtype, path)
     return data, Footprint(path, bounds, found_crs), holes  # type: ignore[arg-type]
 
 

@@ -53,7 +53,6 @@ from rasterio.io import MemoryFile
 from maestro.data import dates as D
 from maestro.data import geotiff as G
 from maestro.data.errors import RawFormatError, check
-from maestro.data.nodata import blank_nodata, nodata_mask
 from maestro.data.sample import RawSample, SampleRef
 from maestro.datasets.spec import SPLITS, ModalitySpec, StoreSpec
 from maestro.store.cast import to_storage
@@ -232,15 +231,11 @@ def _read_tif(
             check(size == (px, px), path, f"{px}x{px} pixels", f"{size[0]}x{size[1]}")
             check(src.crs is not None, path, "a CRS (the tile's UTM zone)", "no CRS")
             bounds, crs = tuple(src.bounds), src.crs
-            G.check_north_up(src, path)
-            data = src.read()
-            holes = G.merge_holes(nodata_mask(data, src.nodatavals), G.mask_holes(src))
-            data = G.unpack(src, data, dtype, path)
+            # no-data pixels: NaN in the float S1 dB series, 0 in S2 (no mask declared; D22)
+            data, _ = G.read_values(src, path, dtype)
     except rasterio.errors.RasterioError as err:
         cause = f" ({err.__cause__})" if err.__cause__ else ""
         raise RawFormatError(path, "a readable GeoTIFF", f"{err}{cause}") from err
-    # declared no-data pixels: NaN in the float S1 dB series, 0 in S2 (no mask declared; D22)
-    data = blank_nodata(data, holes, dtype)
     return to_storage(data, dtype, path), bounds, crs  # type: ignore[return-value]
 
 
