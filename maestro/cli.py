@@ -158,6 +158,18 @@ def _meta(job: dict[str, Any], args: argparse.Namespace, dataset: Any) -> dict[s
     }
 
 
+def _fingerprint(config: dict[str, Any], inputs: dict[str, str | None]) -> str:
+    """What a resumed ``.work/last.pt`` must match: the job and the content of its inputs.
+
+    A killed job whose store or init checkpoint was rebuilt in the meantime starts afresh
+    instead of resuming with the old weights (docs/decisions.md T16).
+    """
+    from maestro import provenance
+
+    hashes = {k: provenance.path_hash(v) for k, v in inputs.items() if v}
+    return provenance.config_hash({"config": config, "inputs": hashes})
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain one (dataset, cell, seed)."""
     from maestro import provenance
@@ -171,7 +183,10 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     groups = _norm_groups(args.band_groups, job)
     if groups:
         groups = {m: g for m, g in groups.items() if m in dataset.inputs}
-    fingerprint = provenance.config_hash({"job": job, "dataset": args.dataset, "seed": args.seed})
+    fingerprint = _fingerprint(
+        {"job": job, "dataset": args.dataset, "seed": args.seed},
+        {"store": args.store_path, "band_groups": args.band_groups},
+    )
     metrics = run_pretrain(
         args.store_path, dataset, model_config(job), job_phase("pretrain", job), args.seed,
         args.out_dir, runtime, norm_groups=groups, work_dir=Path(args.out_dir) / ".work",
@@ -212,7 +227,8 @@ def cmd_downstream(args: argparse.Namespace) -> None:
     metrics = run_downstream(
         args.mode, args.store_path, dataset, phase, args.seed, args.out_dir, runtime,
         init=args.init, model_cfg=model_config(job), work_dir=Path(args.out_dir) / ".work",
-        fingerprint=provenance.config_hash(config), meta=_meta(job, args, dataset),
+        fingerprint=_fingerprint(config, {"store": args.store_path, "init": args.init}),
+        meta=_meta(job, args, dataset),
         random_init=args.random_init, baseline=baseline,
     )  # fmt: skip
     inputs = {"store": args.store_path} | ({"init": args.init} if args.init else {})

@@ -160,3 +160,19 @@ def test_convert_refuses_an_out_that_is_the_raw_root(tmp_path):
             main(["convert", "--store", "treesatai_ts", "--raw", str(raw), "--out", str(out)]) == 2
         )
     assert sorted(p.relative_to(raw) for p in raw.rglob("*")) == before  # nothing deleted
+
+
+def test_resume_fingerprint_follows_the_inputs_content(tmp_path):
+    """A killed job resumes only over the same inputs: a rebuilt init checkpoint or store
+    (same path, other bytes) gives another fingerprint, so the job starts afresh (T16)."""
+    from maestro.cli import _fingerprint
+
+    init = tmp_path / "model.pt"
+    init.write_bytes(b"pretraining A")
+    config = {"job": {"phase": {"epochs": 2}}, "seed": 0}
+    a = _fingerprint(config, {"init": str(init), "store": None})
+    assert a == _fingerprint(config, {"init": str(init), "store": None})
+    init.write_bytes(b"pretraining B")
+    b = _fingerprint(config, {"init": str(init), "store": None})
+    assert b != a
+    assert _fingerprint(config | {"seed": 1}, {"init": str(init)}) != b

@@ -125,15 +125,20 @@ def test_every_job_the_workflow_passes_is_valid_and_bad_jobs_are_refused(demo, p
     job = step_job(demo, "pretrain", dataset="pastis_hd")
     bad = {
         **job,
-        "phase": {**job["phase"], "epochs": 0, "base_lr": "2e-4"},
+        "phase": {
+            **job["phase"], "epochs": 0, "base_lr": "2e-4", "final_factor": 0.01,
+            "warmup_div": 0.5, "warmup_frac": 1,
+        },
         "modle": {},
-        "model": {**job["model"], "depth": -3},
-    }
+        "model": {**job["model"], "depth": -3, "mask_ratio": 0},
+    }  # fmt: skip
     with pytest.raises(ValueError) as err:
         validate_job(bad, source="job configuration (x.json)")
     text = str(err.value)
     assert text.startswith("invalid job configuration (x.json):")
-    for where in ("phase.epochs", "phase.base_lr", "model.depth", "modle"):
+    # a schedule that would rise above lr_max or never decay, a pretraining that masks nothing
+    for where in ("phase.epochs", "phase.base_lr", "model.depth", "modle", "phase.final_factor",
+                  "phase.warmup_div", "phase.warmup_frac", "model.mask_ratio"):  # fmt: skip
         assert where in text, text
 
 

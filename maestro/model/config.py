@@ -65,8 +65,8 @@ class MAEConfig:
             )
         if not 0 <= self.inter_depth < self.depth:
             raise ValueError(f"inter_depth must be in [0, depth), got {self.inter_depth}")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if not 0.0 < self.mask_ratio < 1.0:  # 0 masks nothing: a loss of 0, nothing learned
+            raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         for name in ("embed_dim", "decoder_dim"):
             dim = getattr(self, name)
             if (dim - self.date_dim) % 4 or dim <= self.date_dim:

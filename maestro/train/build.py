@@ -14,6 +14,7 @@ from maestro.datasets.spec import DatasetSpec
 from maestro.model import MAESTRO, DownstreamModel, MAEConfig
 from maestro.model.fusion import BandGroups
 from maestro.train import checkpoint
+from maestro.train.transfer import check_finite, fit_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +69,25 @@ def load_mae(path: str | Path, dataset: DatasetSpec) -> tuple[MAESTRO, dict[str,
         raise ValueError(
             f"{path}: expected a pretrained MAE checkpoint, found kind {record.get('kind')!r}"
         )
+    check_finite(record["state_dict"], path)
     cfg_dict = dict(record["model_cfg"])
     cfg = MAEConfig(**cfg_dict)
     model = build_mae(cfg, dataset, _norm_groups(record))
     own = model.state_dict()
-    loadable = {
-        k: v for k, v in record["state_dict"].items() if k in own and own[k].shape == v.shape
-    }
+    loadable, report = fit_state_dict(record["state_dict"], own, path)
     skipped = sorted(set(record["state_dict"]) - set(loadable))
     missing = sorted(set(own) - set(loadable))
     model.load_state_dict(loadable, strict=False)
+    if report["resampled"]:
+        log.warning("%s: patch kernels resampled: %s", path, "; ".join(report["resampled"]))
     if skipped or missing:
         log.warning(
-            "%s: %d tensors skipped (%s); %d left at init (%s)",
+            "%s: %d tensors skipped (%s); %d left at init (%s); %.0f %% of the encoder's "
+            "parameters loaded",
             path, len(skipped), _modules(skipped), len(missing), _modules(missing),
+            100 * report["encoder_params_loaded"],
         )  # fmt: skip
+    record = record | {"init_load": report}
     return model, record
 
 
@@ -125,6 +130,7 @@ def load_downstream(
         )
     if record["dataset"] != dataset.name:
         raise ValueError(f"{path}: trained on {record['dataset']!r}, not {dataset.name!r}")
+    check_finite(record["state_dict"], path)
     cfg = MAEConfig(**record["model_cfg"])
     model = DownstreamModel(
         build_mae(cfg, dataset, _norm_groups(record)), dataset.task, label_px(dataset)

@@ -31,7 +31,7 @@ from maestro.train.build import build_mae, label_px, load_for_downstream, model_
 from maestro.train.config import PhaseConfig
 from maestro.train.ema import EMA, ema_momentum
 from maestro.train.feature_cache import CachedSplit, FeatureCache, encode_split
-from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
+from maestro.train.loop import Resume, check_loss, progress, steps_per_epoch, write_csv
 from maestro.train.metrics import make_metric
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
@@ -186,7 +186,11 @@ def build_model(
     model, record = load_for_downstream(init, dataset, head_cfg=model_cfg)
     cfg = MAEConfig(**record["model_cfg"])
     groups = {k: tuple(tuple(g) for g in v) for k, v in record.get("norm_groups", {}).items()}
-    return model, {"model_cfg": cfg, "norm_groups": groups or None}
+    return model, {
+        "model_cfg": cfg,
+        "norm_groups": groups or None,
+        "init_load": record.get("init_load"),
+    }
 
 
 def run_downstream(
@@ -305,7 +309,9 @@ def run_downstream(
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss.detach())
+            value = float(loss.detach())
+            check_loss(value, f"{mode} {epoch}", i)
+            loss_sum += value
         train_loss = float(distributed.sum_(torch.tensor([loss_sum / steps]), d)[0]) / d.world
         if ema is not None:
             ema.update(model)
@@ -361,6 +367,7 @@ def run_downstream(
         "test": test,
         "train_items": len(train_ds),
         "classes": list(dataset.task.classes),
+        **({"init_load": rec["init_load"]} if rec.get("init_load") else {}),
     } | dict(meta or {})
     if baseline is not None:
         metrics |= {"baseline": dataclasses.asdict(baseline), "row": baseline.label}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import shutil
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,20 @@ def steps_per_epoch(n_items: int, batch_size: int, cap: int | None) -> int:
     if steps == 0:
         raise ValueError(f"{n_items} training items cannot fill one batch of {batch_size}")
     return min(steps, cap) if cap else steps
+
+
+def check_loss(loss: float, where: str, step: int) -> None:
+    """Stop a run whose loss is NaN or infinite: it diverged, and every later step and the
+    written weights would be garbage (docs/decisions.md T18).
+
+    Raises:
+        ValueError: where (phase and epoch), the step and the value.
+    """
+    if not math.isfinite(loss):
+        raise ValueError(
+            f"{where}: expected a finite training loss, found {loss} at step {step}: the run "
+            "diverged (lower base_lr, or check the inputs for non-finite values); nothing written"
+        )
 
 
 def progress(iterable: Any, total: int, desc: str) -> Any:

@@ -22,7 +22,7 @@ from maestro.model.target_norm import denormalize_patches
 from maestro.train import checkpoint, distributed
 from maestro.train.build import build_mae, model_record
 from maestro.train.config import PhaseConfig
-from maestro.train.loop import Resume, progress, steps_per_epoch, write_csv
+from maestro.train.loop import Resume, check_loss, progress, steps_per_epoch, write_csv
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
 from maestro.train.tensorboard import ScalarLog
@@ -166,6 +166,7 @@ def _train_epoch(
         sched.step()
         losses = {"loss": out.loss, **{f"loss_{m}": x for m, x in out.losses.items()}}
         values = torch.stack([v.detach().float() for v in losses.values()]).cpu().double()
+        check_loss(float(values[0]), desc, i)
         names, sums = list(losses), values if sums is None else sums + values
     assert sums is not None
     sums = distributed.sum_(sums, runtime.dist) / runtime.dist.world

@@ -197,6 +197,8 @@ def test_cross_dataset_probe_loads_what_fits(small_stores, catalog_small, tmp_pa
         "encoder.patchify.spot.proj.0.weight" in probed and "patchify.spot.proj.0.weight" not in pre
     )
     assert any("left at init" in r.message and "patchify.spot" in r.message for r in caplog.records)
+    load = json.loads((tmp_path / "probe" / "metrics.json").read_text())["init_load"]
+    assert "patchify.spot" in load["left_at_init"] and 0 < load["encoder_params_loaded"] < 1
 
 
 @pytest.mark.parametrize("dataset", ["treesatai_ts", "pastis_hd"])
@@ -283,3 +285,27 @@ def test_an_unreadable_resume_checkpoint_is_moved_aside(small_stores, tmp_path):
     assert proc.returncode == 0, err.decode()[-2000:]
     assert b"last.pt cannot be read" in err and b"moved to" in err and b"starting afresh" in err
     assert (out / "model.pt").is_file()
+
+
+def test_a_diverged_run_stops_and_writes_nothing(small_stores, catalog_small, tmp_path):
+    """A NaN / inf loss stops pretraining and fine-tuning with the step and the value, and a
+    checkpoint with non-finite weights is refused: no metrics of a diverged model (T18)."""
+    ds = catalog_small.dataset("treesatai_ts")
+    store = small_stores["treesatai_ts"]
+    j = job({"epochs": 3, "batch_size": 4, "base_lr": 1e12, "max_steps_per_epoch": 2})
+    with pytest.raises(ValueError, match=r"expected a finite training loss, found (nan|inf)"):
+        run_pretrain(store, ds, model_config(j), job_phase("pretrain", j), 0, tmp_path / "x", RT)
+    assert not (tmp_path / "x" / "model.pt").exists()
+    assert not (tmp_path / "x" / "metrics.json").exists()
+    _pretrain(store, ds, tmp_path / "pre", epochs=1)
+    record = checkpoint.load(tmp_path / "pre" / "model.pt")
+    key = next(k for k in record["state_dict"] if k.startswith("encoders."))
+    record["state_dict"][key] = torch.full_like(record["state_dict"][key], float("nan"))
+    checkpoint.save(tmp_path / "nan.pt", record)
+    phase = {"epochs": 1, "batch_size": 4, "base_lr": 1e-3, "max_steps_per_epoch": 1}
+    with pytest.raises(ValueError, match=rf"nan.pt: expected finite weights.*{key}"):
+        run_downstream(
+            "probe", store, ds, job_phase("probe", job(phase)), 0, tmp_path / "p", RT,
+            init=tmp_path / "nan.pt",
+        )  # fmt: skip
+    assert not (tmp_path / "p" / "metrics.json").exists()
