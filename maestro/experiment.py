@@ -52,6 +52,8 @@ def check_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     out["inter"] = int(out["inter"])
     if out["dates"] != "all" and not (out["dates"].isdigit() and int(out["dates"]) > 0):
         raise ValueError(f"ablation cell: dates={out['dates']!r} is neither 'all' nor a count > 0")
+    if out["dates"] != "all":
+        out["dates"] = str(int(out["dates"]))  # '01' and '1' are one cell, not two
     return out
 
 

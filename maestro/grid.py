@@ -127,6 +127,8 @@ def read_sheet(
             seeds = None
         elif all(p.isdigit() for p in seeds_text.split("+")):
             seeds = tuple(int(p) for p in seeds_text.split("+"))
+            if len(set(seeds)) != len(seeds):  # one run would count as two seeds
+                raise ValueError(f"{where}: seeds must differ, found {seeds_text!r}")
         else:
             raise ValueError(
                 f"{where}: seeds must be 'all' or +-joined seeds, found {seeds_text!r}"

@@ -171,6 +171,7 @@ def test_dates_and_seeds_columns(tmp_path):
     [
         ("\tdates", "\t0", "dates='0' is neither 'all' nor a count > 0"),
         ("\tseeds", "\tfirst", "seeds must be 'all' or +-joined seeds"),
+        ("\tseeds", "\t0+0", "seeds must differ, found '0+0'"),  # one run as two seeds
         ("\tcolour", "\tred", "unknown columns ['colour']"),
         ("", "\textra", "more fields than the header's 9"),
     ],
@@ -195,3 +196,12 @@ def test_inter_not_below_the_depth_names_the_line(tmp_path):
     assert len(read_sheet(sheet, DATASETS)) == 2  # without a model: not checked
     with pytest.raises(ValueError, match=r"v.tsv, line 4: inter_depth must be in \[0, depth\)"):
         read_sheet(sheet, DATASETS, {"size": "tiny", "depth": 4})
+
+
+def test_dates_counts_are_canonical(tmp_path):
+    """``dates`` 01 and 1 are one run: the second row is a duplicate cell, not a new one."""
+    path = tmp_path / "v.tsv"
+    row = "group\t3\tjoint\tpatchgroup\tspec\ttiny\t1\tno\tall\t"
+    path.write_text(HEADER.rstrip("\n") + "\tdates\n" + row + "1\n" + row + "01\n")
+    with pytest.raises(ValueError, match=r"v.tsv, line 3: duplicate cell .*dates~1$"):
+        read_sheet(path, DATASETS)

@@ -91,6 +91,8 @@ def read_baselines(
             seeds = None
         elif all(p.isdigit() for p in v["seeds"].split("+")):
             seeds = tuple(int(p) for p in v["seeds"].split("+"))
+            if len(set(seeds)) != len(seeds):  # one run would count as two seeds
+                raise ValueError(f"{where}: seeds must differ, found {v['seeds']!r}")
         else:
             raise ValueError(f"{where}: seeds must be 'all' or e.g. 0+1, found {v['seeds']!r}")
         r = BaselineRow(v, names, seeds)

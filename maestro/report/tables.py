@@ -81,6 +81,12 @@ def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
         # reference rows have no cell; cells of older runs have no dates column (all dates)
         cell = {"dates": "all"} | {k: str(v) for k, v in m["cell"].items()} if m["cell"] else {}
         boot = (m["test"].get("bootstrap") or {}).get("replicates") or []
+        value = float(m["test"][m["metric"]])
+        if not np.isfinite(value) or not np.all(np.isfinite(np.asarray(boot, dtype=float))):
+            raise ValueError(
+                f"{path}: expected a finite test {m['metric']} and bootstrap replicates, "
+                f"found {value} (a diverged or empty evaluation)"
+            )
         rows.append(
             {
                 **{f"cell_{k}": v for k, v in cell.items()},
@@ -95,7 +101,7 @@ def load_metrics(paths: Iterable[str | Path]) -> pd.DataFrame:
                 "title": m.get("title", m["dataset"]),
                 "metric": METRIC_NAMES.get(m["metric"], m["metric"]),
                 "seed": int(m["seed"]),
-                "value": 100.0 * float(m["test"][m["metric"]]),
+                "value": 100.0 * value,
                 "replicates": 100.0 * np.asarray(boot, dtype=np.float64),
                 "path": str(path),
                 # baseline foundation models: the table row, size and fusion of the backbone
@@ -125,6 +131,28 @@ def hierarchical_ci(
     return float(lo), float(hi)
 
 
+def _check_seeds(g: pd.DataFrame, key: Any) -> None:
+    """One file per seed in a cell, and bootstrap replicates in all of them or none.
+
+    Raises:
+        ValueError: the cell and the files of a repeated seed (one run counted twice, or two
+            runs of other configurations filed under one cell), or the files without
+            replicates (the interval would cover fewer seeds than the mean).
+    """
+    dup = g[g["seed"].duplicated(keep=False)]
+    if len(dup):
+        raise ValueError(
+            f"table cell {key}: expected one metrics file per seed, found seed "
+            f"{int(dup['seed'].iloc[0])} in {' '.join(dup['path'])}"
+        )
+    empty = [p for p, r in zip(g["path"], g["replicates"], strict=True) if not len(r)]
+    if empty and len(empty) < len(g):
+        raise ValueError(
+            f"table cell {key}: expected bootstrap replicates in every seed's metrics, "
+            f"missing in {' '.join(empty)}"
+        )
+
+
 def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean, std, seed count, hierarchical 95 % interval and source files per ``keys`` +
     dataset."""
@@ -145,6 +173,7 @@ def summarize(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     out = []
     for key, g in df.groupby([*keys, "dataset"], sort=False, dropna=False):
+        _check_seeds(g, key)
         lo, hi = hierarchical_ci(list(g["replicates"]))
         out.append(
             dict(zip([*keys, "dataset"], key, strict=True))

@@ -54,6 +54,7 @@ def test_shipped_sheets_and_the_plan():
         ("dinov2\tdemo\tshared\trandom\t0\tconcat\tall\t0", "grid '0'"),
         ("dinov2\tdemo\tshared\trandom\tauto\tconcat\tnowhere\t0", "datasets ['nowhere']"),
         ("dinov2\tdemo\tshared\trandom\tauto\tconcat\tall\tfirst", "seeds must be"),
+        ("dinov2\tdemo\tshared\trandom\tauto\tconcat\tall\t1+1", "seeds must differ"),
         ("dinov2\tdemo\tshared\trandom\tauto\tconcat\tall", "every column needs a value"),
     ],
 )

@@ -90,6 +90,24 @@ def test_rejects_files_that_are_not_downstream_metrics(tmp_path):
     assert not (tmp_path / "out" / "table1.md").exists()
 
 
+def test_a_seed_twice_a_seed_without_replicates_or_a_nan_score_is_an_error(tmp_path):
+    """One run is not two seeds; an interval over fewer seeds than the mean is not shown; a
+    NaN score (a diverged or empty evaluation) is not averaged away."""
+    a0 = _metrics(tmp_path, "a0", "treesatai_ts", "finetune", 0.50, seed=0)
+    copy = tmp_path / "copy.json"
+    copy.write_text(a0.read_text())
+    with pytest.raises(ValueError, match=r"one metrics file per seed, found seed 0 in .*copy.json"):
+        write_all([a0, copy], REF, tmp_path / "out")
+    bare = _metrics(tmp_path, "a1", "treesatai_ts", "finetune", 0.60, seed=1)
+    bare.write_text(bare.read_text().replace('"replicates": [', '"unused": ['))
+    with pytest.raises(ValueError, match=r"bootstrap replicates in every seed's .*a1.json"):
+        write_all([a0, bare], REF, tmp_path / "out")
+    nan = _metrics(tmp_path, "a2", "treesatai_ts", "finetune", float("nan"), seed=2)
+    with pytest.raises(ValueError, match=r"a2.json: expected a finite test weighted_f1"):
+        write_all([a0, nan], REF, tmp_path / "out")
+    assert not (tmp_path / "out" / "table1.md").exists()
+
+
 def test_compute_table_from_benchmarks(tmp_path):
     res = tmp_path / "results"
     cell = "c"
