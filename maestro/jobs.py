@@ -122,9 +122,26 @@ def validate_config(config: Mapping[str, Any], source: str = "configuration") ->
     return out
 
 
+def merge_config(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update`` as Snakemake merges config files (``update_config``):
+    nested mappings merge recursively, other values replace."""
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = merge_config(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
 def load_config(paths: Iterable[str | Path]) -> dict[str, Any]:
-    """Read workflow config files (later files update earlier ones at the top level, as
-    ``snakemake --configfile a b``), validate them and fill the defaults."""
+    """Read workflow config files, validate them and fill the defaults.
+
+    Later files update earlier ones as ``snakemake --configfile a b`` does: mappings merge
+    key by key at every depth, any other value is replaced. (A ``by_dataset`` entry of an
+    earlier file still overrides a later file's phase-wide value for that dataset: it is
+    the more specific setting.)
+    """
     config: dict[str, Any] = {}
     names = []
     for path in paths:
@@ -135,7 +152,7 @@ def load_config(paths: Iterable[str | Path]) -> dict[str, Any]:
             raise ValueError(f"{path}: cannot read a YAML mapping ({err})") from err
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a YAML mapping, found {type(data).__name__}")
-        config |= data
+        config = merge_config(config, data)
     return validate_config(config, source="configuration " + " + ".join(names))
 
 

@@ -158,3 +158,26 @@ def test_cli_reads_a_json_job_as_json_and_stops_before_any_work(tmp_path, demo):
     res = _cli("pretrain", *common, "--job", f"@{good}")  # valid job: fails on the store only
     assert res.returncode != 0 and "invalid job" not in res.stderr, res.stderr[-2000:]
     assert "none.zarr" in res.stderr
+
+
+def test_several_config_files_merge_as_snakemake_merges_them(tmp_path):
+    """``maestro job --config a b`` prints what ``snakemake --configfile a b`` runs: nested
+    sections merge key by key (a later ``model: {depth: 3}`` keeps the demo's width)."""
+    import yaml
+    from snakemake.utils import update_config
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("pretrain: {epochs: 1}\nmodel: {depth: 3}\n")
+    merged = load_config([REPO / "config/config.yaml", extra])
+    assert merged["model"]["depth"] == 3 and merged["model"]["embed_dim"] == 64
+    assert merged["pretrain"]["epochs"] == 1 and merged["pretrain"]["batch_size"] == 8
+    expected = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    update_config(expected, yaml.safe_load(extra.read_text()))
+    assert merged == load_config([_write(tmp_path / "snakemake.yaml", expected)])
+
+
+def _write(path, data):
+    import yaml
+
+    path.write_text(yaml.safe_dump(data))
+    return path

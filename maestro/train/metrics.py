@@ -36,14 +36,18 @@ def f1_scores(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> dict[str, np.nd
     return {"f1": f1, "weighted_f1": weighted, "macro_f1": macro}
 
 
-def iou_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
+def iou_scores(confusion: np.ndarray, present: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-class IoU and F1, mIoU and mean F1 over classes present in the ground truth, and
-    overall accuracy, from confusion matrices ``(..., K, K)`` indexed ``[true, pred]``."""
+    overall accuracy, from confusion matrices ``(..., K, K)`` indexed ``[true, pred]``.
+
+    ``present`` ``(K,)`` fixes the classes averaged (a bootstrap replicate averages the
+    classes of the whole split, not those its draw happens to contain).
+    """
     c = confusion.astype(np.float64)
     tp = np.diagonal(c, axis1=-2, axis2=-1)
     fp = c.sum(-2) - tp
     fn = c.sum(-1) - tp
-    present = (tp + fn) > 0
+    present = (tp + fn) > 0 if present is None else np.broadcast_to(present, tp.shape)
     iou = np.divide(tp, tp + fp + fn, out=np.zeros_like(tp), where=(tp + fp + fn) > 0)
     f1 = np.divide(2 * tp, 2 * tp + fp + fn, out=np.zeros_like(tp), where=(2 * tp + fp + fn) > 0)
     n_present = present.sum(-1)
@@ -94,6 +98,12 @@ def _interval(replicates: np.ndarray) -> dict:
     }
 
 
+_NO_LABEL = (
+    "the evaluated items hold {what}: every model would score 0 on them (labels in another "
+    "unit, or a split of ignored pixels only?)"
+)
+
+
 class MultiLabelMetric:
     """Multi-label F1 from per-class TP/FP/FN counts at a sigmoid threshold of 0.5.
 
@@ -127,6 +137,8 @@ class MultiLabelMetric:
     def compute(self) -> dict[str, float]:
         """``weighted_f1``, ``macro_f1`` and per-class ``f1``."""
         s = f1_scores(*self.counts.numpy())
+        if float(self.counts[0].sum() + self.counts[2].sum()) == 0:
+            raise ValueError(_NO_LABEL.format(what="no positive label"))
         return {
             "weighted_f1": float(s["weighted_f1"]),
             "macro_f1": float(s["macro_f1"]),
@@ -182,6 +194,8 @@ class SegmentationMetric:
     def compute(self) -> dict[str, float]:
         """``miou``, ``overall_accuracy``, ``mean_f1`` and per-class ``iou``."""
         s = iou_scores(self.confusion.numpy())
+        if not s["present"].any():
+            raise ValueError(_NO_LABEL.format(what="no labelled pixel"))
         return {
             "miou": float(s["miou"]),
             "overall_accuracy": float(s["overall_accuracy"]),
@@ -191,7 +205,10 @@ class SegmentationMetric:
 
     def bootstrap(self, n: int = 1000, seed: int = 0) -> dict:
         """95 % interval of mIoU over test items (crops) resampled with replacement."""
-        reps = bootstrap(np.concatenate(self.items), lambda c: iou_scores(c)["miou"], n, seed)
+        present = iou_scores(self.confusion.numpy())["present"]  # the split's classes
+        reps = bootstrap(
+            np.concatenate(self.items), lambda c: iou_scores(c, present)["miou"], n, seed
+        )
         return _interval(reps)
 
 

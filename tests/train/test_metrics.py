@@ -111,3 +111,32 @@ def test_bootstrap_interval(kind):
     wide = hi - lo
     lo2, hi2 = large.bootstrap(500, seed=1)["ci95"]
     assert hi2 - lo2 < wide / 2  # 16 x the items: about 4 x narrower
+
+
+def test_items_without_any_label_are_an_error_not_a_score_of_zero():
+    """All val/test fractions below the threshold, or every pixel ignored: no model can
+    score, so the evaluation stops instead of writing 0.0."""
+    ml = MultiLabelMetric(3)
+    ml.update(torch.tensor([[5.0, -5.0, 0.0]]), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="no positive label: every model would score 0"):
+        ml.compute()
+    seg = SegmentationMetric(3, ignore_index=-1)
+    seg.update(torch.randn(2, 3, 4, 4), torch.full((2, 4, 4), -1))
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        seg.compute()
+
+
+def test_miou_replicates_average_the_classes_of_the_whole_split():
+    """A rare class seen in one item and never predicted (IoU 0) stays in every replicate's
+    mean; before, replicates that missed the item dropped it and skewed the interval up."""
+    seg = SegmentationMetric(3, keep_items=True)
+    logits = torch.zeros(20, 3, 2, 2)
+    logits[:, 0] = 1.0  # always class 0
+    target = torch.zeros(20, 2, 2, dtype=torch.int64)
+    target[:10, 0, 0] = 1  # class 1 in half the items, never predicted
+    target[0, 1, 1] = 2  # class 2 in one item only
+    seg.update(logits, target)
+    point = seg.compute()["miou"]
+    reps = np.asarray(seg.bootstrap(n=200)["replicates"])
+    assert point == pytest.approx(np.mean([(80 - 11) / 80, 0.0, 0.0]))
+    assert reps.max() < 1 / 3 + 1e-9  # three classes in every replicate: IoU_0 / 3 at most
