@@ -52,7 +52,12 @@ from maestro.datasets.spec import StoreSpec, to_dict
 from maestro.store.convert_shards import RunningStats, ShardJob, read_marker, run_shards
 from maestro.store.manifest import MANIFEST_NAME
 from maestro.store.tile_index import TILE_INDEX_NAME, build_tile_index, write_tile_index
-from maestro.store.validate import order_refs, padded_dates, validate_sample
+from maestro.store.validate import (
+    check_split_footprints,
+    order_refs,
+    padded_dates,
+    validate_sample,
+)
 from maestro.store.zarr_store import (
     FORMAT,
     SPLIT_CODES,
@@ -245,10 +250,18 @@ def _finalize(
             "created_by": f"maestro {__version__}",
         }
     )
+    ids = decode_ids(values["sample_id"])
+    split_codes = {s: values[f"split_{s}"] for s in spec.split_schemes}
+    twins = check_split_footprints(job.reader.root, ids, split_codes, values["bounds"], crs)
+    if twins:
+        log.warning(
+            "%d pairs of samples cover one footprint (e.g. %s): duplicates weigh twice",
+            len(twins), twins[0],
+        )  # fmt: skip
     index = build_tile_index(
         spec,
-        decode_ids(values["sample_id"]),
-        {s: values[f"split_{s}"] for s in spec.split_schemes},
+        ids,
+        split_codes,
         values["ref_date"],
         values["bounds"],
         crs,

@@ -326,3 +326,45 @@ def padded_dates(refs: list[SampleRef], store: StoreSpec, root: Path) -> dict[st
                 )
         out[m.name] = max(1, max(r.ndates[m.name] for r in refs))
     return out
+
+
+def check_split_footprints(
+    root: Path,
+    sample_ids: list[str],
+    splits: dict[str, np.ndarray],
+    bounds: np.ndarray,
+    crs: list[str | None],
+) -> list[tuple[str, str]]:
+    """Refuse one footprint in two splits of a scheme: a copy of a training sample filed
+    under another id in val or test would be scored as unseen data (docs/decisions.md D29).
+
+    Args:
+        sample_ids: N ids; ``splits``: scheme -> ``(N,)`` split codes (-1: not in it);
+            ``bounds``: ``(N, 4)`` with NaN rows when unknown; ``crs``: per-sample CRS.
+
+    Returns:
+        Pairs of ids with one footprint in the same split (counted twice in training).
+
+    Raises:
+        RawFormatError: both ids, their splits and the footprint.
+    """
+    names = {v: k for k, v in SPLIT_CODES.items()}
+    b = np.asarray(bounds, np.float64).reshape(len(sample_ids), 4)
+    first: dict[tuple, int] = {}
+    same = []
+    for i in np.flatnonzero(np.isfinite(b).all(axis=1)):
+        key = (crs[i], *np.round(b[i], 3))
+        j = first.setdefault(key, int(i))
+        if j == i:
+            continue
+        for scheme, codes in splits.items():
+            a, c = int(codes[j]), int(codes[i])
+            if a >= 0 and c >= 0 and a != c:
+                raise RawFormatError(
+                    root,
+                    f"each footprint in one split of scheme {scheme!r} (no sample in two)",
+                    f"{sample_ids[j]!r} ({names[a]}) and {sample_ids[i]!r} ({names[c]}) both "
+                    f"cover {tuple(float(v) for v in b[i])}",
+                )
+        same.append((sample_ids[j], sample_ids[i]))
+    return same

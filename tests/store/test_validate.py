@@ -156,3 +156,21 @@ def test_label_counts_and_a_label_coded_from_one(
     assert "label value 0 ('Background') occurs in no sample" in caplog.text
     fractions = convert(FakeReader(small_store("treesatai_ts"), 1, 1, 1), tmp_path / "c.zarr", 2)
     assert fractions["label_counts"] == []
+
+
+def test_one_footprint_in_two_splits_is_named():
+    """A training tile copied under another id into test is refused (D29); a copy within one
+    split is returned (it weighs twice in training); unknown footprints are not compared."""
+    from maestro.store.validate import check_split_footprints
+
+    ids = ["a", "b", "a_copy", "c", "d"]
+    bounds = np.array([[0, 0, 60, 60], [60, 0, 120, 60], [0, 0, 60, 60],
+                       [np.nan] * 4, [np.nan] * 4], dtype=np.float64)  # fmt: skip
+    crs = ["EPSG:25832"] * 5
+    leak = {"default": np.array([0, 0, 2, 1, 2], np.int8)}
+    with pytest.raises(RawFormatError, match=r"'a' \(train\) and 'a_copy' \(test\) both cover"):
+        check_split_footprints(Path("raw"), ids, leak, bounds, crs)
+    twice = {"default": np.array([0, 0, 0, 1, 2], np.int8)}
+    assert check_split_footprints(Path("raw"), ids, twice, bounds, crs) == [("a", "a_copy")]
+    other_crs = ["EPSG:25832", "EPSG:25832", "EPSG:25833", None, None]
+    assert check_split_footprints(Path("raw"), ids, leak, bounds, other_crs) == []
