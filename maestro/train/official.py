@@ -17,6 +17,7 @@ missing or an unknown tensor is an error naming it. When the checkpoint holds EM
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 
 import torch
 from einops import rearrange
+
+log = logging.getLogger(__name__)
 
 #: Official name pattern -> our name (``{0}``, ``{1}``: the pattern's groups).
 _WB = r"(weight|bias)"
@@ -67,13 +70,28 @@ def pixel_rows(t: torch.Tensor, patch: int) -> torch.Tensor:
     return w if t.ndim == 4 else w[:, 0]
 
 
+#: Tensors of the Transformer blocks (parameters every copy of the model holds).
+_LAYER = re.compile(r"(encoder|encoder_inter|decoder)\.")
+
+
 def official_state(ckpt: Mapping[str, Any], path: str | Path = "checkpoint") -> dict:
     """The MAE's tensors of a Lightning checkpoint: the EMA copy when there is one."""
     state = ckpt.get("state_dict", ckpt)
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: no state dict (found {type(state).__name__})")
-    for prefix in ("ema_model.", "model."):
-        picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    copies = {
+        prefix: {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        for prefix in ("ema_model.", "model.")
+    }
+    ema, raw = copies["ema_model."], copies["model."]
+    if ema and raw:  # an EMA copy must hold every Transformer tensor the raw copy has
+        lacking = sorted(k for k in set(raw) - set(ema) if _LAYER.match(k))
+        if lacking:
+            raise ValueError(
+                f"{path}: the EMA copy (ema_model.*) lacks {len(lacking)} Transformer tensors "
+                f"of the raw copy (model.*), e.g. {lacking[:3]}: a damaged checkpoint"
+            )
+    for picked in (ema, raw):
         if picked:
             return picked
     raise ValueError(f"{path}: no 'ema_model.*' or 'model.*' tensors (keys {list(state)[:5]})")
@@ -84,11 +102,20 @@ def infer_architecture(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
 
     def layers(prefix: str) -> int:
         ids = {int(m.group(1)) for k in state if (m := re.match(rf"{prefix}\.layers\.(\d+)\.", k))}
+        if ids != set(range(len(ids))):  # a block missing in the middle
+            gaps = sorted(set(range(max(ids) + 1)) - ids)
+            raise ValueError(f"{prefix}: expected layers 0..{max(ids)}, layers {gaps} are missing")
         return len(ids)
 
     groups = sorted({k.split(".")[1] for k in state if k.startswith("encoder.")})
     if not groups:
         raise ValueError("no encoder.<group> tensors: not a MAESTRO MAE")
+    for part in ("encoder", "decoder"):
+        depths = {g: layers(f"{part}.{g}") for g in groups}
+        if len(set(depths.values())) > 1:  # every group has the same blocks
+            raise ValueError(f"{part} groups of different depths {depths}: tensors are missing")
+        if not any(depths.values()):  # an MAE has blocks in both
+            raise ValueError(f"expected {part}.<group>.layers.* tensors, found none")
     convs: dict[str, dict[int, tuple[int, ...]]] = {}
     for k, v in state.items():
         m = re.fullmatch(r"patch_embed\.([^.]+)\.patchify_bands\.(\d+)\.conv\.weight", k)
@@ -173,12 +200,22 @@ def import_checkpoint(path: str | Path, dataset, trust_pickle: bool = False):
     from maestro.train.build import build_mae
 
     state = load_official(path, trust_pickle)
-    arch = infer_architecture(state)
+    try:
+        arch = infer_architecture(state)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
     sizes = [s for s, v in SIZES.items() if v["embed_dim"] == arch["embed_dim"]]
     if not sizes:
         raise ValueError(
             f"{path}: width {arch['embed_dim']} matches no size preset {sorted(SIZES)}"
         )
+    preset_depth = SIZES[sizes[0]]["depth"]
+    if arch["group_depth"] + arch["inter_depth"] != preset_depth:
+        log.warning(
+            "%s: %d + %d blocks per sequence, the %s preset of width %d has %d: a truncated "
+            "file, or a model of another depth", path, arch["group_depth"], arch["inter_depth"],
+            sizes[0], arch["embed_dim"], preset_depth,
+        )  # fmt: skip
     spectral = {m: n for m, n in arch["token_groups"].items() if n > 1}
     cfg = build_config(
         sizes[0],

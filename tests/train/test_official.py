@@ -174,3 +174,21 @@ def test_cli_imports_then_a_probe_starts_from_it(tmp_path, small_stores):
     assert main(args) == 0
     metrics = json.loads((tmp_path / "probe" / "metrics.json").read_text())
     assert metrics["mode"] == "probe" and 0 <= metrics["test"]["weighted_f1"] <= 1
+
+
+def test_a_truncated_checkpoint_is_an_error_not_a_shallower_model(tmp_path):
+    """Depths are read from the tensors, so missing blocks must not shrink the model: an EMA
+    copy without the inter-group blocks, a group without its last block, a gap in the
+    layers are errors naming the file (the import built depth 0 / 2 models before)."""
+    _, dataset, _, _, state = _reduced(tmp_path)
+    cases = (
+        (lambda k: k.startswith("ema_model.encoder_inter."), r"EMA copy .* lacks \d+ Transformer"),
+        (lambda k: ".encoder.s2.layers.1." in k, r"encoder groups of different depths"),
+        (lambda k: ".encoder.aerial.layers.0." in k, r"encoder\.aerial: expected layers 0..1"),
+        (lambda k: "decoder." in k and ".layers." in k, r"expected decoder\.<group>\.layers"),
+    )
+    for drop, pattern in cases:
+        torch.save({"state_dict": {k: v for k, v in state.items() if not drop(k)}},
+                   tmp_path / "cut.ckpt")  # fmt: skip
+        with pytest.raises(ValueError, match=r"cut\.ckpt: .*" + pattern):
+            import_checkpoint(tmp_path / "cut.ckpt", dataset)
