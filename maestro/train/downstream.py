@@ -36,6 +36,7 @@ from maestro.train.metrics import make_metric
 from maestro.train.optim import build_optimizer, build_scheduler, scaled_lr
 from maestro.train.runtime import Runtime, seed_everything, to_device
 from maestro.train.tensorboard import ScalarLog
+from maestro.train.transfer import check_init_labels
 from maestro.utils.atomic import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ def build_model(
         "model_cfg": cfg,
         "norm_groups": groups or None,
         "init_load": record.get("init_load"),
+        "pretrained_on": record.get("dataset") if record.get("kind") == "mae" else None,
     }
 
 
@@ -235,6 +237,8 @@ def run_downstream(
         rec: dict[str, Any] = {}
     else:
         model, rec = build_model(mode, dataset, init, model_cfg, random_init)
+        if meta is not None and init is not None:
+            check_init_labels(init, rec, dataset, model_cfg, meta)
     model.to(runtime.device)
     frozen = mode == "probe"
     if frozen:

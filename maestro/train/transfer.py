@@ -19,6 +19,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from maestro.datasets.spec import DatasetSpec
+from maestro.model import MAEConfig
+
 #: Parts of the MAE that the downstream model keeps (the decoder side is dropped).
 ENCODER_PREFIXES = ("patchify.", "encoders.", "inter.")
 #: Parts that hold the Transformer blocks: at least one of their tensors must fit.
@@ -108,4 +111,49 @@ def check_finite(state: Mapping[str, torch.Tensor], path: str | Path) -> None:
         raise ValueError(
             f"{path}: expected finite weights, found NaN or inf in {len(bad)} of {len(state)} "
             f"tensors (e.g. {', '.join(bad[:3])}): the run that wrote it diverged"
+        )
+
+
+#: MAEConfig fields of the encoder: a checkpoint must have the job's (the tables label the
+#: run with the job's settings).
+ENCODER_FIELDS = (
+    "embed_dim", "depth", "heads", "dim_head", "mlp_dim", "fusion", "inter_depth", "spectral",
+    "date_dim", "use_date_enc",
+)  # fmt: skip
+
+
+def check_init_labels(
+    init: str | Path,
+    rec: dict[str, Any],
+    dataset: DatasetSpec,
+    model_cfg: MAEConfig | None,
+    meta: dict[str, Any],
+) -> None:
+    """The labels a run is reported under must describe its init checkpoint: the job's
+    encoder settings, and for a pretrained MAE its source dataset (``transfer_from``, else
+    the target itself). A released checkpoint sets its own architecture (not checked); a
+    probe result was checked when it was trained. Docs: T19.
+
+    Raises:
+        ValueError: the checkpoint, the fields (job, checkpoint) or both datasets.
+    """
+    if meta.get("released"):
+        return
+    cfg = rec["model_cfg"]
+    if model_cfg is not None:
+        diff = {
+            f: (getattr(model_cfg, f), getattr(cfg, f))
+            for f in ENCODER_FIELDS
+            if getattr(model_cfg, f) != getattr(cfg, f)
+        }
+        if diff:
+            raise ValueError(
+                f"{init}: expected an encoder with the job's settings, found (job, checkpoint) "
+                f"{diff}: the tables would label this run with the job's"
+            )
+    source = meta.get("transfer_from") or dataset.name
+    if rec.get("pretrained_on") and rec["pretrained_on"] != source:
+        raise ValueError(
+            f"{init}: expected a model pretrained on {source!r}, found one of "
+            f"{rec['pretrained_on']!r} (a cross-dataset run is declared under transfer)"
         )

@@ -83,3 +83,23 @@ def test_non_finite_weights_are_refused_naming_the_tensors():
     with pytest.raises(ValueError, match=r"m.pt: .*NaN or inf in 1 of 2 tensors \(e.g. b.weight\)"):
         check_finite(state, "m.pt")
     check_finite({"a.weight": torch.ones(3), "steps": torch.tensor(3)}, "m.pt")
+
+
+def test_a_run_is_labelled_by_its_checkpoint_not_only_by_its_job(catalog_small):
+    """An init checkpoint of another width, or pretrained on another dataset without a
+    declared transfer, would be filed under the job's labels: refused (T19)."""
+    from maestro.model import MAEConfig
+    from maestro.train.transfer import check_init_labels
+
+    ds = catalog_small.dataset("treesatai_ts")
+    job_cfg = MAEConfig(embed_dim=24, depth=2, inter_depth=1, heads=2, dim_head=12)
+    wide = {"model_cfg": job_cfg.replace(embed_dim=48), "pretrained_on": "treesatai_ts"}
+    with pytest.raises(ValueError, match=r"m.pt: .*\(job, checkpoint\) \{'embed_dim': \(24, 48\)"):
+        check_init_labels("m.pt", wide, ds, job_cfg, {"transfer_from": None})
+    check_init_labels("m.pt", wide, ds, job_cfg, {"released": "IGNF/x"})  # its own architecture
+    other = {"model_cfg": job_cfg, "pretrained_on": "pastis_hd"}
+    with pytest.raises(ValueError, match=r"pretrained on 'treesatai_ts', found one of 'pastis_hd'"):
+        check_init_labels("m.pt", other, ds, job_cfg, {"transfer_from": None})
+    check_init_labels("m.pt", other, ds, job_cfg, {"transfer_from": "pastis_hd"})
+    probe = {"model_cfg": job_cfg, "pretrained_on": None}  # a probe result, checked before
+    check_init_labels("m.pt", probe, ds, job_cfg, {"transfer_from": "s2_naip"})
