@@ -218,6 +218,14 @@ class StoreSpec:
                 f"store {self.name!r}: tile {self.tile_m} m is not a whole number of "
                 f"{self.crop_m} m crops"
             )
+        if self.label is not None and self.label.kind == "fractions" and ratio > 1 + 1e-6:
+            # a crop would carry the whole tile's fractions, and correlated crops of one tile
+            # would count as independent test items
+            raise ValueError(
+                f"store {self.name!r}: labels are area fractions of the whole "
+                f"{self.tile_m} m tile, so crops must cover it (crop_m = tile_m), found "
+                f"crop_m {self.crop_m}"
+            )
         names = {m.name for m in self.modalities}
         for m in self.modalities:
             m.pixels(self.tile_m)

@@ -57,6 +57,8 @@ def test_overrides_apply_and_round_trip():
         ({"pastis_hd": {"modalities": {"s2": {"bands": 3}}}}, "cannot override \\['bands'\\]"),
         ({"treesatai_ts": {"modalities": {"aerial": {"patch_size": 7}}}}, "not divisible by patch"),
         ({"sen12": {}}, "unknown stores"),
+        # each crop would carry the whole tile's fractions (and count as an independent item)
+        ({"treesatai_ts": {"crop_m": 20}}, "area fractions of the whole 60.0 m tile"),
     ],
 )
 def test_bad_overrides_are_explained(overrides, message):

@@ -212,7 +212,7 @@ def test_determinism(tmp_path: Path, demo: Path) -> None:
 
 def test_sizes_follow_the_store_spec(tmp_path: Path) -> None:
     aerial = {"resolution_m": 2.0, "patch_size": 10}
-    store = _store({"tile_m": 120, "crop_m": 60, "modalities": {"aerial": aerial}})
+    store = _store({"tile_m": 120, "crop_m": 120, "modalities": {"aerial": aerial}})
     cfg = DemoConfig(n_train=1, n_val=1, n_test=1, acquisitions=ACQ, seed=0)
     generate(store, tmp_path / "ds", cfg)
     row = _rows(tmp_path / "ds")[0]
