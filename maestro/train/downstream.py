@@ -83,17 +83,17 @@ def evaluate(
                     torch.arange(s, min(s + batch, len(cached))), runtime.device
                 )
                 with runtime.autocast():
-                    yield model.head(feats), label
+                    yield model.head(feats), label, None
             return
         for b in distributed.eval_loader(ds, batch, d):
             b = to_device(b, runtime.device)
             with runtime.autocast():
-                yield model(b), b["label"]
+                yield model(b), b["label"], b["tile"]
 
-    for logits, label in outputs():
+    for logits, label, tiles in outputs():
         n = len(label)
         totals += torch.tensor([float(task_loss(logits, label, dataset.task.kind)) * n, n])
-        metric.update(logits, label)
+        metric.update(logits, label, tiles)  # the bootstrap draws whole tiles
     metric.reduce(d)
     loss_sum, n = distributed.sum_(totals, d).tolist()
     out = {**metric.compute(), "loss": loss_sum / max(n, 1), "items": int(n)}

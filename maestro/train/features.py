@@ -36,6 +36,7 @@ class SplitFeatures:
     x: np.ndarray
     y: np.ndarray
     names: list[str]
+    tiles: np.ndarray | None = None  # (N,) the tile of each item (bootstrap draws tiles)
 
 
 def _resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -79,11 +80,12 @@ def split_features(
         raise ValueError("split_features needs an evaluation-mode dataset (train=False)")
     if len(ds) == 0:
         raise ValueError(f"{ds.store_path}: split {ds.splits} of {ds.dataset.name} is empty")
-    xs, ys, names = [], [], []
+    xs, ys, names, tiles = [], [], [], []
     modalities = [m.name for m in ds.dataset.modalities]
     for k in range(len(ds) if limit is None else min(limit, len(ds))):
         item = ds[k]
         x, names = item_features(item, modalities, kind, dates)
         xs.append(x)
         ys.append(item["label"].numpy())
-    return SplitFeatures(np.stack(xs), np.stack(ys), names)
+        tiles.append(int(item["tile"]))
+    return SplitFeatures(np.stack(xs), np.stack(ys), names, np.asarray(tiles, np.int64))

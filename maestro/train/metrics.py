@@ -70,7 +70,12 @@ def iou_scores(confusion: np.ndarray, present: np.ndarray | None = None) -> dict
 
 
 def bootstrap(
-    items: np.ndarray, statistic, n: int = 1000, seed: int = 0, block: int = 100
+    items: np.ndarray,
+    statistic,
+    n: int = 1000,
+    seed: int = 0,
+    block: int = 100,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` bootstrap replicates of ``statistic(summed counts)`` over items drawn with replacement.
 
@@ -78,7 +83,14 @@ def bootstrap(
         items: ``(N, ...)`` per-item counts.
         statistic: maps summed counts ``(R, ...)`` to ``(R,)`` values.
         n: replicates; ``seed``: their RNG seed; ``block``: replicates per matrix product.
+        groups: ``(N,)`` the tile of each item: the crops of one tile are correlated, so whole
+            tiles are drawn (their counts summed first); None: every item on its own.
     """
+    if groups is not None:
+        _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+        summed = np.zeros((inverse.max() + 1, *items.shape[1:]), dtype=np.float64)
+        np.add.at(summed, inverse, items)
+        items = summed
     rng = np.random.default_rng(seed)
     flat = items.reshape(len(items), -1).astype(np.float64)
     out = []
@@ -96,6 +108,19 @@ def _interval(replicates: np.ndarray) -> dict:
         "ci95": [float(lo), float(hi)],
         "replicates": np.round(replicates, 6).tolist(),
     }
+
+
+def _groups(groups: torch.Tensor | None, n: int) -> np.ndarray:
+    """The tiles of a batch's ``n`` items, -1 when not given."""
+    if groups is None:
+        return np.full(n, -1, dtype=np.int64)
+    return groups.detach().cpu().numpy().astype(np.int64).reshape(n)
+
+
+def _tiles(groups: list[np.ndarray]) -> np.ndarray | None:
+    """The items' tiles when every item has one (else items are drawn on their own)."""
+    g = np.concatenate(groups) if groups else np.zeros(0, np.int64)
+    return g if len(g) and bool((g >= 0).all()) else None
 
 
 _NO_LABEL = (
@@ -118,21 +143,27 @@ class MultiLabelMetric:
         self.counts = torch.zeros(3, num_classes, dtype=torch.float64)  # TP, FP, FN
         self.keep_items = keep_items
         self.items: list[np.ndarray] = []
+        self.groups: list[np.ndarray] = []  # per batch: the items' tiles (-1: unknown)
 
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch: logits ``(B, K)``, target ``(B, K)`` in {0, 1}."""
+    def update(
+        self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None
+    ) -> None:
+        """Add a batch: logits ``(B, K)``, target ``(B, K)`` in {0, 1}; ``groups`` ``(B,)``
+        the items' tiles (bootstrap draws whole tiles)."""
         pred = torch.sigmoid(logits.detach().float()) > 0.5  # as IGNF/MAESTRO (not >=)
         true = target.detach() > 0.5
         per_item = torch.stack([pred & true, pred & ~true, ~pred & true], 1).cpu()  # [B, 3, K]
         self.counts += per_item.sum(0).double()
         if self.keep_items:
             self.items.append(per_item.numpy().astype(np.uint8))
+            self.groups.append(_groups(groups, len(per_item)))
 
     def reduce(self, d: Dist) -> None:
         """Sum the counts of every rank (after each rank saw its share of the split)."""
         self.counts = sum_(self.counts, d)
         if self.keep_items:
             self.items = [np.concatenate(parts) for parts in gather(self.items, d) if parts]
+            self.groups = [np.concatenate(parts) for parts in gather(self.groups, d) if parts]
 
     def compute(self) -> dict[str, float]:
         """``weighted_f1``, ``macro_f1`` and per-class ``f1``."""
@@ -149,8 +180,9 @@ class MultiLabelMetric:
         """95 % interval of wF1 over test items resampled with replacement."""
         items = np.concatenate(self.items)
         reps = bootstrap(
-            items, lambda c: f1_scores(c[:, 0], c[:, 1], c[:, 2])["weighted_f1"], n, seed
-        )
+            items, lambda c: f1_scores(c[:, 0], c[:, 1], c[:, 2])["weighted_f1"], n, seed,
+            groups=_tiles(self.groups),
+        )  # fmt: skip
         return _interval(reps)
 
 
@@ -171,9 +203,13 @@ class SegmentationMetric:
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # [true, pred]
         self.keep_items = keep_items
         self.items: list[np.ndarray] = []
+        self.groups: list[np.ndarray] = []  # per batch: the items' tiles (-1: unknown)
 
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch: logits ``(B, K, H, W)``, target ``(B, H, W)`` class ids."""
+    def update(
+        self, logits: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None
+    ) -> None:
+        """Add a batch: logits ``(B, K, H, W)``, target ``(B, H, W)`` class ids; ``groups``
+        ``(B,)`` the items' tiles (bootstrap draws whole tiles)."""
         k = self.k
         pred = logits.detach().argmax(1).flatten(1).cpu()
         true = target.detach().flatten(1).cpu()
@@ -184,12 +220,14 @@ class SegmentationMetric:
         self.confusion += per_item.sum(0)
         if self.keep_items:
             self.items.append(per_item.numpy().astype(np.int32))
+            self.groups.append(_groups(groups, len(per_item)))
 
     def reduce(self, d: Dist) -> None:
         """Sum the confusion matrices of every rank."""
         self.confusion = sum_(self.confusion, d)
         if self.keep_items:
             self.items = [np.concatenate(parts) for parts in gather(self.items, d) if parts]
+            self.groups = [np.concatenate(parts) for parts in gather(self.groups, d) if parts]
 
     def compute(self) -> dict[str, float]:
         """``miou``, ``overall_accuracy``, ``mean_f1`` and per-class ``iou``."""
@@ -207,8 +245,9 @@ class SegmentationMetric:
         """95 % interval of mIoU over test items (crops) resampled with replacement."""
         present = iou_scores(self.confusion.numpy())["present"]  # the split's classes
         reps = bootstrap(
-            np.concatenate(self.items), lambda c: iou_scores(c, present)["miou"], n, seed
-        )
+            np.concatenate(self.items), lambda c: iou_scores(c, present)["miou"], n, seed,
+            groups=_tiles(self.groups),
+        )  # fmt: skip
         return _interval(reps)
 
 

@@ -49,13 +49,16 @@ def score(
     dataset: DatasetSpec,
     bootstrap: int = 0,
     batch: int = 64,
+    tiles: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the logits ``logits_of(start, stop)`` of items ``start:stop`` against ``y``."""
+    """Metrics of the logits ``logits_of(start, stop)`` of items ``start:stop`` against ``y``
+    (``tiles``: each item's tile, so that the bootstrap draws whole tiles as the models')."""
     task = dataset.task
     metric = make_metric(task.kind, task.num_classes, keep_items=bootstrap > 0)
     for s in range(0, len(y), batch):
         e = min(s + batch, len(y))
-        metric.update(logits_of(s, e), torch.from_numpy(y[s:e]))
+        groups = None if tiles is None else torch.from_numpy(tiles[s:e])
+        metric.update(logits_of(s, e), torch.from_numpy(y[s:e]), groups)
     out = {**metric.compute(), "items": len(y)}
     if bootstrap:
         out["bootstrap"] = metric.bootstrap(bootstrap)
@@ -101,6 +104,7 @@ def run_trivial(splits: dict[str, SplitFeatures], dataset: DatasetSpec) -> dict[
                 splits[split].y,
                 dataset,
                 bootstrap=BOOTSTRAP_SAMPLES if split == "test" else 0,
+                tiles=splits[split].tiles,
             )
             for split in ("val", "test")
         }
@@ -202,7 +206,7 @@ def run_linear(
             best = {"l2": l2, "val": val, "layer": layer}
     test = score(
         _linear_logits(best["layer"], splits["test"], task.kind), splits["test"].y, dataset,
-        bootstrap=BOOTSTRAP_SAMPLES,
+        bootstrap=BOOTSTRAP_SAMPLES, tiles=splits["test"].tiles,
     )  # fmt: skip
     return {
         "l2": best["l2"],

@@ -140,3 +140,32 @@ def test_miou_replicates_average_the_classes_of_the_whole_split():
     reps = np.asarray(seg.bootstrap(n=200)["replicates"])
     assert point == pytest.approx(np.mean([(80 - 11) / 80, 0.0, 0.0]))
     assert reps.max() < 1 / 3 + 1e-9  # three classes in every replicate: IoU_0 / 3 at most
+
+
+def test_bootstrap_draws_whole_tiles_when_items_are_crops_of_tiles():
+    """Crops of one tile share its difficulty: resampled one by one they give an interval
+    several times too narrow; with their tiles given, whole tiles are drawn."""
+    from maestro.train.metrics import bootstrap
+
+    rng = np.random.default_rng(0)
+    n_tiles, crops = 20, 16
+    hard = rng.random(n_tiles) < 0.5  # per-tile difficulty
+    correct = np.repeat(np.where(hard, 0.2, 0.9), crops) > rng.random(n_tiles * crops)
+    items = np.stack([correct, ~correct], 1).astype(np.float64)  # [N, 2] right / wrong
+
+    def acc(c):
+        return c[:, 0] / c.sum(1)
+
+    tiles = np.repeat(np.arange(n_tiles), crops)
+    loose = bootstrap(items, acc, n=500, seed=0)
+    grouped = bootstrap(items, acc, n=500, seed=0, groups=tiles)
+    width = lambda r: np.subtract(*np.percentile(r, [97.5, 2.5]))  # noqa: E731
+    assert width(grouped) > 2.5 * width(loose)
+    # one crop per tile: drawing tiles is drawing items
+    np.testing.assert_array_equal(
+        bootstrap(items, acc, n=50, seed=1),
+        bootstrap(items, acc, n=50, seed=1, groups=np.arange(len(items))),
+    )
+    seg = SegmentationMetric(2, keep_items=True)
+    seg.update(torch.randn(4, 2, 2, 2), torch.randint(0, 2, (4, 2, 2)), torch.tensor([7, 7, 3, 3]))
+    assert len(seg.bootstrap(n=10)["replicates"]) == 10
