@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def cell_metrics(
     else:  # a table written before it listed its files: rebuild the cell from the run's files
         found = _rebuilt_metrics(root, name, row, cols, labels, config)
     return {
+        "expected_seeds": configured_seeds(found, config),
         "table": name,
         "csv": csv,
         "labels": dict(zip(cols, labels, strict=True)),
@@ -126,6 +128,25 @@ def cell_metrics(
     }
 
 
+def configured_seeds(
+    found: Sequence[Mapping[str, Any]], config: Mapping[str, Any]
+) -> list[int] | None:
+    """The seeds the configured run has for the cell of ``found`` (its paths with every
+    ``seed~<s>`` alike), or None when the configuration cannot say (no plan, no match)."""
+    try:
+        plan = make_plan(config)
+        paths = plan.downstream() + plan.transfer() + plan.baseline_runs()
+    except (ValueError, OSError, KeyError, TypeError):
+        return None
+    templates = {re.sub(r"seed~\d+", "seed~*", f["path"]) for f in found}
+    seeds = {
+        int(m.group(1))
+        for p in paths
+        if re.sub(r"seed~\d+", "seed~*", p) in templates and (m := re.search(r"seed~(\d+)", p))
+    }
+    return sorted(seeds) or None
+
+
 def listed_metrics(root: Path, paths: Sequence[str]) -> list[dict[str, Any]]:
     """Seed and test value (in %) of each metrics file a table cell lists; a missing or
     unreadable file is left out (the cell's check then fails on the count)."""
@@ -135,10 +156,62 @@ def listed_metrics(root: Path, paths: Sequence[str]) -> list[dict[str, Any]]:
         try:
             m = json.loads(path.read_text())
             value = 100.0 * float(m["test"][m["metric"]])
-            found.append({"path": rel, "seed": int(m["seed"]), "value": value})
+            found.append({"path": rel, "seed": int(m["seed"]), "value": value} | {
+                "dataset": m.get("dataset"), "cell": m.get("cell"),
+                "transfer_from": m.get("transfer_from"), "job": _job_of(path.parent),
+            })  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found
+
+
+def _job_of(folder: Path) -> str | None:
+    """The hash of a run's recorded configuration without its seed (None: no record)."""
+    from maestro.provenance.record import config_hash
+
+    try:
+        config = json.loads((folder / "provenance.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    return config_hash({k: v for k, v in config.items() if k != "seed"})
+
+
+def path_mismatches(found: Sequence[Mapping[str, Any]], dataset: str) -> list[str]:
+    """What the metrics files of one table cell say against their paths and each other: the
+    cell's dataset, the ``seed~<s>``, ``from~<source>`` and cell-id components of each path,
+    one file per seed. Returns one line per disagreement (empty: consistent)."""
+    out = []
+    seeds = [f["seed"] for f in found]
+    if len(set(seeds)) != len(seeds):
+        out.append(f"seeds {sorted(seeds)}: a seed counted twice")
+    for f in found:
+        parts = Path(f["path"]).parts
+        if f.get("dataset") not in (None, dataset):
+            out.append(f"{f['path']}: dataset {f['dataset']!r}, the cell's is {dataset!r}")
+        for part in parts:
+            if part.startswith("seed~") and part != f"seed~{f['seed']}":
+                out.append(f"{f['path']}: seed {f['seed']} under {part}")
+            if part.startswith("from~") and part != f"from~{f.get('transfer_from')}":
+                out.append(f"{f['path']}: transfer_from {f.get('transfer_from')!r} under {part}")
+            if "~" in part and part.count("~") > 3 and f.get("cell"):
+                try:
+                    path_cell = parse_cell_id(part)
+                except ValueError:
+                    continue
+                cell = {k: str(v) for k, v in f["cell"].items() if k in path_cell}
+                if cell != path_cell:
+                    diff = {k: v for k, v in cell.items() if path_cell.get(k) != v}
+                    out.append(f"{f['path']}: cell {diff} under {part}")
+        if f.get("dataset") and f["dataset"] not in parts:
+            out.append(f"{f['path']}: dataset {f['dataset']!r} is not in its path")
+    jobs = {f["path"]: f.get("job") for f in found if f.get("job")}
+    if len(set(jobs.values())) > 1:  # seeds of one cell differ only in their seed
+        first = next(iter(jobs.values()))
+        other = [p for p, j in jobs.items() if j != first]
+        out.append(f"seeds recorded with other configurations than the first: {other}")
+    return out
 
 
 def _rebuilt_metrics(
@@ -182,6 +255,27 @@ def table_link(cell: dict[str, Any], auditor: Auditor) -> Link:
         link.checks.append(Check(what, False, str(cell["csv"])))
         return link
     mean = sum(values) / len(values)
+    wrong = path_mismatches(cell["metrics"], cell["dataset"])
+    link.checks.append(
+        Check(
+            "its metrics files: one per seed, each of the cell's dataset, seed, cell and source",
+            not wrong,
+            str(cell["csv"]),
+            "consistent",
+            "; ".join(wrong) or "consistent",
+        )
+    )
+    expected = cell.get("expected_seeds")
+    seeds = sorted(m["seed"] for m in cell["metrics"])
+    link.checks.append(
+        Check(
+            "its seeds are the configured run's",
+            None if expected is None else seeds == expected,
+            str(cell["csv"]),
+            " ".join(map(str, expected or [])) or None,
+            " ".join(map(str, seeds)),
+        )
+    )
     link.checks.append(
         Check(
             f"value = mean of its {len(values)} metrics file(s)",

@@ -253,3 +253,21 @@ def test_download_record_is_rehashed(tmp_path):
     (root / "a.h5").write_bytes(b"abd")
     link = Auditor(tmp_path).raw("x")  # found by its record without a config
     assert link.checks[0].ok is False and link.checks[0].path == str(root / "a.h5")
+
+
+def test_a_cell_of_mixed_runs_or_missing_seeds_fails(run, capsys):
+    """Files whose hashes agree may still not belong together: a seed of another
+    configuration, another dataset's run under the cell's path, a seed the configured run
+    has but the table lacks. Each fails the audit, naming what disagrees."""
+    args = ("--table", "table1", "--row", "MAESTRO", "--dataset", "TreeSatAI-TS")
+    seed1 = Path(_finetune(1))
+    rec = json.loads((seed1 / "provenance.json").read_text())
+    rec["config"]["job"]["phase"]["epochs"] = 50  # a stale run of another configuration
+    (seed1 / "provenance.json").write_text(json.dumps(rec))
+    code, out, _ = _audit(capsys, *args)
+    assert code != 0 and "seeds recorded with other configurations than the first" in out
+    rec["config"]["job"]["phase"]["epochs"] = 1
+    (seed1 / "provenance.json").write_text(json.dumps(rec))
+    write_all([f"{_finetune(0)}/metrics.json"], REF, "results/tables")  # seed 0 only
+    code, out, _ = _audit(capsys, *args)
+    assert code != 0 and "FAIL its seeds are the configured run's: recorded 0 1, found 0" in out
