@@ -50,6 +50,13 @@ def check_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
     if not out["inter"].isdigit():
         raise ValueError(f"ablation cell: inter={out['inter']!r} is not a whole number")
     out["inter"] = int(out["inter"])
+    if out["groups"] == "analysis" and out["norm"] != "patchgroup" and out["spectral"] != "token":
+        # the groups shape only the patch-group targets and the spectral tokens: this cell
+        # would be the groups=spec run under another name
+        raise ValueError(
+            f"ablation cell: groups=analysis has no effect with norm={out['norm']} and "
+            "spectral=joint (it needs norm=patchgroup or spectral=token)"
+        )
     if out["dates"] != "all" and not (out["dates"].isdigit() and int(out["dates"]) > 0):
         raise ValueError(f"ablation cell: dates={out['dates']!r} is neither 'all' nor a count > 0")
     if out["dates"] != "all":

@@ -198,6 +198,15 @@ def test_inter_not_below_the_depth_names_the_line(tmp_path):
         read_sheet(sheet, DATASETS, {"size": "tiny", "depth": 4})
 
 
+def test_a_cell_whose_groups_change_nothing_is_refused(tmp_path):
+    """norm=none with groups=analysis is the groups=spec run under another id."""
+    sheet = _sheet(tmp_path, "group\t3\tjoint\tnone\tanalysis\ttiny\t1\tno\tall")
+    with pytest.raises(ValueError, match=r"line 3: .*groups=analysis has no effect with norm=none"):
+        read_sheet(sheet, DATASETS)
+    assert read_sheet(_sheet(tmp_path, "group\t3\ttoken\tnone\tanalysis\ttiny\t1\tno\tall"),
+                      DATASETS)  # fmt: skip
+
+
 def test_dates_counts_are_canonical(tmp_path):
     """``dates`` 01 and 1 are one run: the second row is a duplicate cell, not a new one."""
     path = tmp_path / "v.tsv"
