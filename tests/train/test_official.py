@@ -167,7 +167,7 @@ def test_cli_imports_then_a_probe_starts_from_it(tmp_path, small_stores):
     assert record["imported_from"] == str(path)
     assert torch.equal(loaded.state_dict()["inter.norm.weight"], ema_model.inter.norm.weight)
     probe = {"overrides": job()["overrides"], "model": {"size": "tiny", "head_heads": 2},
-             "phase": {"epochs": 1, "batch_size": 4}}  # fmt: skip
+             "phase": {"epochs": 1, "batch_size": 4}, "released": "IGNF/test"}  # fmt: skip
     args = ["downstream", "--mode", "probe", "--dataset", "treesatai_ts", "--store-path",
             str(small_stores["treesatai_ts"]), "--out-dir", str(tmp_path / "probe"),
             "--init", str(out), "--job", json.dumps(probe), "--threads", "1"]  # fmt: skip
